@@ -1,0 +1,1 @@
+"""metaspin_snn.continual"""

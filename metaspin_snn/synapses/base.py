@@ -1,0 +1,158 @@
+"""The synapse-model interface every layer and optimiser relies on.
+
+A synapse model owns a tensor of synapses (shape of a layer's weight). It keeps its hidden variables
+as registered buffers (so ``state_dict`` carries them) and exposes
+
+* ``weight`` — a leaf tensor (``requires_grad=True``, *not* an ``nn.Parameter``) holding the
+  **effective weight** the forward pass uses. ``refresh()`` rewrites it in place from the state:
+  sign of a hidden weight, a Gaussian / Bernoulli sample, a device read with noise. After
+  ``loss.backward()`` its ``.grad`` is ∂L/∂w_eff.
+* ``update(grad)`` — one optimisation step from ∂L/∂w_eff, run by the fused Numba kernel on
+  contiguous float32 CPU tensors (zero-copy numpy views, in place) or by the torch reference on any
+  device. ``backend`` selects: ``"auto"`` (Numba on CPU, torch elsewhere), ``"numba"``, ``"torch"``.
+* ``hidden()`` — the metaplastic/importance variable, for histograms and importance maps.
+* ``task_boundary()`` — called by continual-learning runners between tasks (e.g. prior ← posterior).
+
+Subclasses implement ``_compute_weight(sample)``, ``_update_torch(grad)``, ``_update_numba(grad)`` and
+``hidden()``; the base class does validation (shape, dtype, NaN → ``ValueError``, state untouched),
+backend dispatch and the stale-weight bookkeeping.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Backend = Literal["auto", "numba", "torch"]
+
+
+def check_range(obj: Any, name: str, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False) -> None:
+    """Raise ``ValueError`` naming ``type(obj).name`` when its field ``name`` is out of range."""
+    v = getattr(obj, name)
+    bad = not isinstance(v, (int, float)) or isinstance(v, bool) or v != v
+    if not bad and lo is not None:
+        bad = v <= lo if lo_open else v < lo
+    if not bad and hi is not None:
+        bad = v >= hi if hi_open else v > hi
+    if bad:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+        raise ValueError(f"{type(obj).__name__}.{name} must be a number in {rng}, got {v!r}")
+
+
+class SynapseModel(nn.Module):
+    """Base class: a tensor of synapses with hidden state, an effective weight and a fused update."""
+
+    params: Any  # a frozen, validated dataclass
+
+    def __init__(self, shape: tuple[int, ...] | torch.Size, params: Any,
+                 backend: Backend = "auto") -> None:
+        super().__init__()
+        if not dataclasses.is_dataclass(params):
+            raise TypeError(f"{type(self).__name__}: params must be a parameter dataclass, got {type(params).__name__}")
+        shape = tuple(int(s) for s in shape)
+        if len(shape) == 0 or any(s <= 0 for s in shape):
+            raise ValueError(f"{type(self).__name__}: shape must be non-empty positive ints, got {shape}")
+        if backend not in ("auto", "numba", "torch"):
+            raise ValueError(f"{type(self).__name__}: backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+        self.shape = shape
+        self.params = params
+        self.backend: Backend = backend
+        # Effective weight: a leaf that the forward pass reads; never in the optimiser's param list.
+        self.register_buffer("weight", torch.zeros(shape, requires_grad=True), persistent=False)
+        self._stale = True
+
+    # ---- to implement -------------------------------------------------------------------------
+    def _compute_weight(self, sample: bool) -> torch.Tensor:
+        """Effective weight from the state. ``sample=True`` in training (stochastic models draw)."""
+        raise NotImplementedError
+
+    def _update_torch(self, grad: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _update_numba(self, grad: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def hidden(self) -> torch.Tensor:
+        """The hidden / metaplastic variable (same shape as the weight), for analysis."""
+        raise NotImplementedError
+
+    def task_boundary(self) -> None:
+        """Hook between tasks; no-op unless the model keeps a prior."""
+
+    # ---- shared machinery ---------------------------------------------------------------------
+    def refresh(self, sample: bool | None = None) -> torch.Tensor:
+        """Rewrite ``weight`` in place from the state and clear its gradient. ``sample`` defaults to
+        ``self.training``. Returns ``weight``."""
+        sample = self.training if sample is None else sample
+        with torch.no_grad():
+            w = self._compute_weight(sample)
+            if self.weight.device != w.device or self.weight.dtype != w.dtype:
+                self.weight = w.detach().clone().requires_grad_(True)
+            else:
+                self.weight.copy_(w)
+        self.weight.grad = None
+        self._stale = False
+        return self.weight
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight for this forward pass (refreshed once after each update / mode change)."""
+        if self._stale:
+            self.refresh()
+        return self.weight
+
+    def train(self, mode: bool = True) -> "SynapseModel":
+        if mode != self.training:
+            self._stale = True
+        return super().train(mode)
+
+    def _apply(self, fn, recurse=True):  # keep the effective-weight leaf a leaf after .to()/.cuda()
+        out = super()._apply(fn, recurse)
+        self.weight = self.weight.detach().requires_grad_(True)
+        self._stale = True
+        return out
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._stale = True
+
+    def use_numba(self, grad: torch.Tensor) -> bool:
+        if self.backend == "torch":
+            return False
+        ok = grad.device.type == "cpu" and grad.dtype == torch.float32
+        if self.backend == "numba" and not ok:
+            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 CPU tensors, "
+                             f"got {grad.dtype} on {grad.device}")
+        return ok
+
+    def update(self, grad: torch.Tensor | None = None) -> None:
+        """One optimisation step from ∂L/∂w_eff (default: ``self.weight.grad``), in place."""
+        if grad is None:
+            grad = self.weight.grad
+            if grad is None:
+                raise RuntimeError(f"{type(self).__name__}.update: weight has no gradient; "
+                                   "run loss.backward() through effective_weight() first")
+        if tuple(grad.shape) != self.shape:
+            raise ValueError(f"{type(self).__name__}.update: grad shape {tuple(grad.shape)} "
+                             f"!= synapse shape {self.shape}")
+        grad = grad.detach()
+        if not torch.isfinite(grad).all():
+            raise ValueError(f"{type(self).__name__}.update: gradient contains NaN or inf; state left untouched")
+        with torch.no_grad():
+            if self.use_numba(grad):
+                self._update_numba(grad.contiguous())
+            else:
+                self._update_torch(grad)
+        self._stale = True
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}, params={self.params}, backend={self.backend!r}"
+
+
+def synapse_models(module: nn.Module) -> list[SynapseModel]:
+    """All synapse models inside ``module`` (depth-first order, each once)."""
+    return [m for m in module.modules() if isinstance(m, SynapseModel)]
