@@ -1,0 +1,155 @@
+"""Offline readers for MNIST-format IDX datasets (LeCun et al. 1998 file format).
+
+IDX layout (big-endian): magic = 0x0000 | dtype code (0x08 = uint8) | ndim, then ``ndim`` uint32 sizes,
+then the data. Images: magic 2051 ``[N, rows, cols]``; labels: magic 2049 ``[N]``. Files may be
+gzip-compressed (``.gz``) or raw. Any directory holding the four standard file names works
+(MNIST, Fashion-MNIST, KMNIST, ...).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# sha256 of the official MNIST .gz files (as published by TFDS/Keras; see shared/data/mnist/SOURCE.md).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+IMAGES_MAGIC = 2051
+LABELS_MAGIC = 2049
+
+
+class DatasetError(RuntimeError):
+    """A dataset file is missing or corrupt; the message names the file and what was expected."""
+
+
+def default_data_root() -> Path:
+    """``$METASPIN_DATA`` if set, else ``../shared/data`` beside the repository checkout."""
+    env = os.environ.get("METASPIN_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def resolve_root(root: str | Path | None) -> Path:
+    return default_data_root() if root is None else Path(root)
+
+
+@dataclass(frozen=True)
+class IdxDataset:
+    """Images ``uint8 [N, rows, cols]`` and labels ``int64 [N]`` of one split."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    source: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.labels.max().item()) + 1
+
+    def float_images(self) -> torch.Tensor:
+        """Pixels scaled to ``[0, 1]``, float32 ``[N, rows, cols]``."""
+        return self.images.float().div_(255.0)
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        p = directory / name
+        if p.is_file():
+            return p
+    raise DatasetError(f"missing file: {directory / (stem + '.gz')} (expected an MNIST-format IDX file "
+                       f"'{stem}' or '{stem}.gz' in {directory})")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_idx(path: str | Path, expected_magic: int | None = None, expected_sha256: str | None = None) -> np.ndarray:
+    """Parse one IDX file (gzip or raw) into a numpy array, verifying magic, sizes and checksum."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"missing file: {path}")
+    if expected_sha256 is not None:
+        got = _sha256(path)
+        if got != expected_sha256:
+            raise DatasetError(f"corrupt file: {path}: sha256 {got} != expected {expected_sha256}")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise DatasetError(f"corrupt file: {path}: cannot decompress ({e})") from e
+    if len(raw) < 4:
+        raise DatasetError(f"corrupt file: {path}: {len(raw)} bytes, too short for an IDX header")
+    magic = int.from_bytes(raw[:4], "big")
+    if expected_magic is not None and magic != expected_magic:
+        raise DatasetError(f"corrupt file: {path}: magic {magic}, expected {expected_magic}")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DatasetError(f"corrupt file: {path}: magic {magic:#010x} is not an unsigned-byte IDX header")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise DatasetError(f"corrupt file: {path}: truncated header ({ndim} dims)")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        raise DatasetError(f"corrupt file: {path}: {len(raw)} bytes, expected {expected} for dims {dims}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+@lru_cache(maxsize=8)
+def _load_split(directory: Path, split: str, verify_mnist: bool) -> IdxDataset:
+    img_stem, lab_stem = SPLIT_FILES[split]
+    img_path, lab_path = _find(directory, img_stem), _find(directory, lab_stem)
+    sha = (lambda p: MNIST_SHA256.get(p.name)) if verify_mnist else (lambda p: None)
+    images = read_idx(img_path, IMAGES_MAGIC, sha(img_path))
+    labels = read_idx(lab_path, LABELS_MAGIC, sha(lab_path))
+    if images.ndim != 3:
+        raise DatasetError(f"corrupt file: {img_path}: {images.ndim} dims, expected 3 [N, rows, cols]")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DatasetError(f"corrupt file: {lab_path}: {labels.shape[0]} labels for {images.shape[0]} images in {img_path}")
+    return IdxDataset(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), str(directory))
+
+
+def load_idx_dataset(directory: str | Path, split: str = "train") -> IdxDataset:
+    """Load one split (``"train"`` / ``"test"``) of any MNIST-format directory."""
+    if split not in SPLIT_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f"missing dataset directory: {directory}")
+    return _load_split(directory.resolve(), split, False)
+
+
+def load_mnist(root: str | Path | None = None, split: str = "train") -> IdxDataset:
+    """Load real MNIST from ``root/mnist`` (root defaults to :func:`default_data_root`), verifying
+    the official sha256 of each file, the magic numbers and the counts (60,000 / 10,000)."""
+    if split not in SPLIT_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    directory = resolve_root(root) / "mnist"
+    if not directory.is_dir():
+        raise DatasetError(f"missing dataset directory: {directory} (set --data-root or METASPIN_DATA)")
+    ds = _load_split(directory.resolve(), split, True)
+    n = 60000 if split == "train" else 10000
+    if len(ds) != n or tuple(ds.images.shape[1:]) != (28, 28):
+        raise DatasetError(f"corrupt MNIST in {directory}: {tuple(ds.images.shape)}, expected ({n}, 28, 28)")
+    return ds
