@@ -1,0 +1,134 @@
+"""The fast path (hoisted products + fused LIF scan) equals the plain snnTorch per-step loop."""
+from __future__ import annotations
+
+import pytest
+import snntorch as snn
+import torch
+import torch.nn.functional as F
+
+from metaspin_snn.networks import SpikingConvNet, SpikingMLP, leaky_scan, leaky_steps, make_leaky
+
+
+def _run(model, x, y, fast):
+    model.fast = fast
+    model.zero_grad()
+    out = model(x)
+    loss = F.cross_entropy(out.logits, y) + 0.01 * sum(s.sum() for s in out.spikes) / x.shape[1]
+    loss.backward()
+    return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _assert_same(model, x, y, exact_mem=True):
+    o1, g1 = _run(model, x, y, True)
+    o2, g2 = _run(model, x, y, False)
+    assert torch.equal(o1.out_spikes, o2.out_spikes)
+    for a, b in zip(o1.spikes, o2.spikes):
+        assert torch.equal(a, b)
+    assert 0 < float(o1.spikes[0].detach().sum()) < o1.spikes[0].numel() * x.shape[0]  # non-trivial activity
+    if exact_mem:
+        assert torch.equal(o1.logits, o2.logits)
+    assert g1.keys() == g2.keys() and len(g1) > 0
+    for k in g1:
+        scale = g2[k].abs().max().clamp_min(1e-12)
+        assert (g1[k] - g2[k]).abs().max() / scale < 1e-4, k
+        assert g2[k].abs().max() > 0, k
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("output", ["count", "membrane"])
+def test_mlp_dense_fast_equals_snntorch_bitwise(reset, output):
+    torch.manual_seed(0)
+    model = SpikingMLP([120, 80, 10], reset=reset, beta=0.85, threshold=0.6, output=output, sparse=False)
+    x = (torch.rand(25, 32, 120) < 0.15).float()
+    y = torch.randint(0, 10, (32,))
+    model.record = True
+    _assert_same(model, x, y)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_mlp_event_driven_fast_equals_snntorch_float64(reset):
+    """The event-driven product sums in another order: spikes equal in float64, grads to tolerance."""
+    torch.manual_seed(1)
+    model = SpikingMLP([200, 160, 10], reset=reset, beta=0.9, threshold=0.5, sparse=True).double()
+    x = (torch.rand(20, 16, 200) < 0.1).double()
+    y = torch.randint(0, 10, (16,))
+    _assert_same(model, x, y, exact_mem=False)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_mlp_learnable_beta_threshold_and_norm(reset):
+    torch.manual_seed(2)
+    model = SpikingMLP([60, 40, 5], reset=reset, learn_beta=True, learn_threshold=True, norm="layer",
+                       sparse=False)
+    x = (torch.rand(12, 8, 60) < 0.3).float()
+    y = torch.randint(0, 5, (8,))
+    _assert_same(model, x, y)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_convnet_fast_equals_snntorch(reset):
+    torch.manual_seed(3)
+    model = SpikingConvNet((2, 12, 12), 4, channels=(4,), kernel_size=3, reset=reset, threshold=0.5)
+    x = (torch.rand(10, 6, 2, 12, 12) < 0.2).float()
+    y = torch.randint(0, 4, (6,))
+    _assert_same(model, x, y)
+
+
+def test_leaky_scan_matches_snn_leaky_per_neuron_params():
+    torch.manual_seed(4)
+    for reset in ("zero", "subtract", "none"):
+        lif = make_leaky(torch.rand(30) * 0.6 + 0.3, torch.rand(30) + 0.5, reset, learn_beta=True,
+                         learn_threshold=True)
+        cur = (torch.randn(40, 5, 30) * 0.7 + 0.3).requires_grad_(True)
+        w1, w2 = torch.randn(40, 5, 30), torch.randn(40, 5, 30)
+        grads = []
+        for fn in (leaky_scan, leaky_steps):
+            cur.grad = None
+            for p in lif.parameters():
+                p.grad = None
+            s, m = fn(cur, lif)
+            ((s * w1).sum() + (m * w2).sum()).backward()
+            grads.append((s.detach(), m.detach(), cur.grad.clone(), [p.grad.clone() for p in lif.parameters()]))
+        (s1, m1, gc1, gp1), (s2, m2, gc2, gp2) = grads
+        assert torch.equal(s1, s2) and torch.equal(m1, m2)
+        assert 0 < s1.mean() < 1
+        torch.testing.assert_close(gc1, gc2, rtol=1e-5, atol=1e-5)
+        for a, b in zip(gp1, gp2):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_leaky_scan_equations_by_hand():
+    """Check the recursion against the written equations (snnTorch Leaky, reset_delay=True)."""
+    cur = torch.tensor([[0.6], [0.6], [0.6], [0.0], [1.5]])
+    beta, thr = 0.5, 1.0
+    for reset in ("zero", "subtract"):
+        lif = make_leaky(beta, thr, reset)
+        s, m = leaky_scan(cur.reshape(5, 1, 1), lif)
+        mm, r, exp_m, exp_s = 0.0, 0.0, [], []
+        for t in range(5):
+            i = float(cur[t, 0])
+            mm = beta * (1 - r) * mm + i if reset == "zero" else beta * mm + i - thr * r
+            exp_m.append(mm)
+            r = float(mm > thr)
+            exp_s.append(r)
+        torch.testing.assert_close(m.flatten(), torch.tensor(exp_m))
+        assert s.flatten().tolist() == exp_s
+
+
+def test_make_leaky_does_not_grow_global_instances():
+    n0 = len(snn.SpikingNeuron.instances)
+    for _ in range(5):
+        SpikingMLP([10, 5, 2])
+    assert len(snn.SpikingNeuron.instances) == n0
+
+
+def test_hidden_state_reset_between_calls():
+    torch.manual_seed(5)
+    model = SpikingMLP([30, 20, 3], threshold=0.3)
+    x = (torch.rand(8, 4, 30) < 0.5).float()
+    for fast in (True, False):
+        model.fast = fast
+        a = model(x).logits
+        model(torch.ones(8, 4, 30))
+        b = model(x).logits
+        assert torch.equal(a, b)
