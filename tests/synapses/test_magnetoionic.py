@@ -1,0 +1,258 @@
+"""MagnetoIonicPair: equations of kellian-cottart/magnetoionic-simulations, kernel ≡ reference,
+physical bounds, refresh, state_dict, learning."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from metaspin_snn.synapses.magnetoionic import (MagnetoIonicPair, MagnetoIonicParams, f_inv_torch,
+                                                f_torch)
+
+STATE = ("x1", "x2", "n_pulse", "n_refresh")
+
+
+def f_lin(x):  # repository readme, linear device
+    return -0.021 * x + 2.742
+
+
+def f_exp(x):  # repository readme, exponential device
+    return 1.530 * math.exp(-x / 9.741) + 0.750
+
+
+def pair(shape=(64,), backend="torch", **kw) -> MagnetoIonicPair:
+    return MagnetoIonicPair(shape, MagnetoIonicParams(**kw), backend=backend)
+
+
+def set_state(m: MagnetoIonicPair, x1, x2) -> None:
+    m.x1.copy_(torch.as_tensor(x1, dtype=torch.float32).expand(m.shape))
+    m.x2.copy_(torch.as_tensor(x2, dtype=torch.float32).expand(m.shape))
+
+
+@pytest.mark.parametrize("response,f", [("linear", f_lin), ("exponential", f_exp)])
+def test_response_and_weight_formula(response, f):
+    p = MagnetoIonicParams(response=response, gain=2.0)
+    xs = torch.tensor([0.0, 1.5, 13.0, 27.0], dtype=torch.float64)
+    assert torch.allclose(f_torch(xs, p), torch.tensor([f(float(v)) for v in xs], dtype=torch.float64),
+                          rtol=0, atol=1e-12)
+    assert p.f_range() == pytest.approx(f(0.0) - f(27.0), abs=1e-12)
+    # f_inv inverts f over the range
+    assert torch.allclose(f_inv_torch(f_torch(xs, p), p), xs, atol=1e-9)
+    m = MagnetoIonicPair((4,), p)
+    set_state(m, [3.0, 27.0, 0.0, 10.0], [20.0, 0.0, 0.0, 5.5])
+    w = m.refresh(sample=False)
+    want = [2.0 * (f(b) - f(a)) for a, b in [(3.0, 20.0), (27.0, 0.0), (0.0, 0.0), (10.0, 5.5)]]
+    assert torch.allclose(w, torch.tensor(want), atol=1e-5)
+
+
+@pytest.mark.parametrize("response", ["linear", "exponential"])
+@pytest.mark.parametrize("min_dx", [0.0, 0.3])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_kernel_equals_reference(response, min_dx, parallel):
+    kw = dict(response=response, min_dx=min_dx, lr=20.0, init_range=0.3, seed=5)
+    a = MagnetoIonicPair((40, 30), MagnetoIonicParams(**kw), backend="numba", parallel=parallel)
+    b = MagnetoIonicPair((40, 30), MagnetoIonicParams(**kw), backend="torch")
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(150):
+        g = torch.randn((40, 30), generator=gen) * 0.3
+        g[torch.rand((40, 30), generator=gen) < 0.1] = 0.0
+        a.update(g)
+        b.update(g)
+    assert a.total_refreshes() > 100  # the refresh path was exercised
+    assert torch.equal(a.n_pulse, b.n_pulse) and torch.equal(a.n_refresh, b.n_refresh)
+    torch.testing.assert_close(a.x1, b.x1, rtol=0, atol=1e-5)
+    torch.testing.assert_close(a.x2, b.x2, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_one_way_moves_and_pulse_size(backend):
+    p = MagnetoIonicParams(lr=2.0, init_range=0.0)
+    m = MagnetoIonicPair((1000,), p, backend=backend)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        g = torch.randn(1000, generator=gen) * 0.2
+        x1, x2 = m.x1.clone(), m.x2.clone()
+        w0 = m.refresh(sample=False).clone()
+        m.update(g)
+        w1 = m.refresh(sample=False)
+        assert m.total_refreshes() == 0
+        assert (m.x1 >= x1).all() and (m.x2 >= x2).all()  # devices only move forward
+        up, down = g < 0, g > 0
+        # g < 0 pulses device 1 by lr·|g|·ν₁ and raises w; g > 0 pulses device 2 and lowers w
+        torch.testing.assert_close(m.x1[up], x1[up] + 2.0 * g[up].abs() * m.nu1[up], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(m.x2[down], x2[down] + 2.0 * g[down].abs() * m.nu2[down], rtol=1e-6, atol=1e-6)
+        assert torch.equal(m.x2[up], x2[up]) and torch.equal(m.x1[down], x1[down])
+        assert (w1[up] > w0[up]).all() and (w1[down] < w0[down]).all()
+    assert m.total_pulses() == 5 * 1000
+
+
+def test_min_dx_drops_small_pulses():
+    m = pair((3,), lr=1.0, min_dx=0.5, device_variability=0.0, init_range=0.0)
+    m.update(torch.tensor([-0.4, -0.6, 0.0]))
+    assert m.x1.tolist() == pytest.approx([0.0, 0.6, 0.0])
+    assert m.n_pulse.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("response", ["linear", "exponential"])
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_refresh_preserves_weight_and_counts(response, backend):
+    p = MagnetoIonicParams(response=response, lr=1.0, device_variability=0.0, init_range=0.0)
+    f = f_lin if response == "linear" else f_exp
+    m = MagnetoIonicPair((2,), p, backend=backend)
+    # synapse 0: device 1 at 26.5, pushed by +1 pulse past 27 (saturates); synapse 1: device 2 at 26.0
+    set_state(m, [26.5, 3.0], [8.0, 26.0])
+    m.update(torch.tensor([-1.0, 1.0]))
+    want = [f(8.0) - f(27.0), f(27.0) - f(3.0)]
+    w = m.refresh(sample=False).clone()
+    assert w.tolist() == pytest.approx(want, abs=2e-5)
+    assert m.n_refresh.tolist() == [1, 1] and m.n_pulse.tolist() == [1, 1]
+    # least range used: the device that must read higher is back at x = 0
+    assert m.x2[0].item() == 0.0 and m.x1[1].item() == 0.0
+    assert 0.0 <= m.x1[0].item() < 27.0 and 0.0 <= m.x2[1].item() < 27.0
+    # linear response: the repository's rule (x_other ← x_max − x_kept)
+    if response == "linear":
+        assert m.x1[0].item() == pytest.approx(27.0 - 8.0, abs=1e-4)
+    # a second push in the same direction moves the refreshed device again (range was freed)
+    m.update(torch.tensor([-1.0, 1.0]))
+    assert m.n_refresh.tolist() == [1, 1]
+    assert m.refresh(sample=False)[0].item() > w[0].item()
+
+
+def test_read_noise_train_vs_eval():
+    p = MagnetoIonicParams(read_noise=0.015, gain=3.0)
+    m = MagnetoIonicPair((200_000,), p)
+    clean = m.refresh(sample=False).clone()
+    noisy = m.refresh(sample=True)
+    sd = (noisy - clean).std().item()
+    want = math.sqrt(2) * 0.015 * 3.0
+    assert abs(sd - want) < 5 * want / math.sqrt(2 * 200_000)
+    m.eval()
+    assert torch.equal(m.effective_weight(), clean)
+    m2 = MagnetoIonicPair((1000,), MagnetoIonicParams(eval_noise=True)).eval()
+    f1, f2 = m2.device_read()
+    assert (m2.effective_weight() - (f2 - f1)).abs().max().item() > 0.01
+
+
+def test_device_variability_drawn_per_device():
+    m = pair((100_000,), device_variability=0.2)
+    for nu in (m.nu1, m.nu2):
+        assert (nu >= 0).all()
+        assert nu.mean().item() == pytest.approx(1.0, abs=0.005)
+        assert nu.std().item() == pytest.approx(0.2, abs=0.005)
+    assert not torch.equal(m.nu1, m.nu2)
+    # fixed: an update does not redraw it
+    nu = m.nu1.clone()
+    m.update(torch.ones(100_000))
+    assert torch.equal(nu, m.nu1)
+
+
+finite32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(grads=st.lists(hnp.arrays(np.float32, (24,), elements=finite32), min_size=1, max_size=4),
+       response=st.sampled_from(["linear", "exponential"]), backend=st.sampled_from(["numba", "torch"]))
+def test_state_stays_physical(grads, response, backend):
+    m = pair((24,), backend=backend, response=response, lr=5.0)
+    for g in grads:
+        m.update(torch.from_numpy(g.copy()))
+        for name in ("x1", "x2"):
+            x = getattr(m, name)
+            assert torch.isfinite(x).all() and (x >= 0).all() and (x <= 27.0).all()
+        h = m.hidden()
+        assert (h >= 0).all() and (h <= 1).all()
+        w = m.refresh(sample=False)
+        assert (w.abs() <= m.params.w_max() + 1e-5).all()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_gradient_raises_state_untouched(bad):
+    m = pair((5,), backend="numba")
+    m.update(torch.full((5,), -0.1))
+    before = {k: v.clone() for k, v in m.state_dict().items() if torch.is_tensor(v)}
+    g = torch.zeros(5)
+    g[2] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        m.update(g)
+    for k, v in m.state_dict().items():
+        if torch.is_tensor(v):
+            assert torch.equal(v, before[k]), k
+
+
+def test_state_dict_round_trip():
+    kw = dict(lr=10.0, seed=3)
+    a = pair((20, 10), **kw)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        a.refresh(sample=True)
+        a.update(torch.randn(20, 10, generator=gen))
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = pair((20, 10), lr=10.0, seed=99)
+    b.load_state_dict(torch.load(buf, weights_only=False))
+    for k in STATE + ("nu1", "nu2"):
+        assert torch.equal(getattr(a, k), getattr(b, k)), k
+    # generator state travelled too: the same noisy reads and the same future
+    assert torch.equal(a.refresh(sample=True), b.refresh(sample=True))
+    g = torch.randn(20, 10, generator=gen)
+    a.update(g)
+    b.update(g)
+    for k in STATE:
+        assert torch.equal(getattr(a, k), getattr(b, k)), k
+
+
+@pytest.mark.parametrize("field,value", [
+    ("lr", -1.0), ("x_max", 0.0), ("lin_slope", 0.01), ("exp_amp", -1.0), ("exp_tau", 0.0),
+    ("device_variability", 2.0), ("read_noise", -0.1), ("gain", 0.0), ("min_dx", -1.0),
+    ("init_range", 1.0), ("lr", float("nan")),
+])
+def test_bad_params_name_the_field(field, value):
+    with pytest.raises(ValueError, match=rf"MagnetoIonicParams\.{field} must be a number in"):
+        MagnetoIonicParams(**{field: value})
+
+
+def test_bad_choice_params():
+    with pytest.raises(ValueError, match="MagnetoIonicParams.response"):
+        MagnetoIonicParams(response="cubic")
+    with pytest.raises(ValueError, match="MagnetoIonicParams.seed"):
+        MagnetoIonicParams(seed=-1)
+    with pytest.raises(ValueError, match="MagnetoIonicParams.eval_noise"):
+        MagnetoIonicParams(eval_noise=1)
+    with pytest.raises(ValueError, match="grad shape"):
+        pair((4,)).update(torch.zeros(5))
+    with pytest.raises(ValueError, match="backend='numba'"):
+        pair((4,), backend="numba").update(torch.zeros(4, dtype=torch.float64))
+
+
+def _toy_task(seed: int = 0, d: int = 32):
+    """Linearly separable 2-class task: y = [x·u > 0], u ~ N(0, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(d, generator=g)
+    X = torch.randn(1500, d, generator=g)
+    y = (X @ u > 0).float()
+    return X[:1000], y[:1000], X[1000:], y[1000:]
+
+
+@pytest.mark.parametrize("response", ["linear", "exponential"])
+def test_learns_a_linear_classifier(response):
+    X, y, Xt, yt = _toy_task()
+    m = MagnetoIonicPair((32,), MagnetoIonicParams(response=response, lr=20.0, seed=1))
+    gen = torch.Generator().manual_seed(2)
+    acc0 = ((Xt @ m.refresh(sample=False) > 0).float() == yt).float().mean().item()
+    m.train()
+    for _ in range(150):
+        idx = torch.randint(0, 1000, (50,), generator=gen)
+        logit = X[idx] @ m.effective_weight() * 2.0
+        torch.nn.functional.binary_cross_entropy_with_logits(logit, y[idx]).backward()
+        m.update()
+    m.eval()
+    acc = ((Xt @ m.effective_weight() > 0).float() == yt).float().mean().item()
+    assert acc > 0.85 and acc > acc0 + 0.2, (acc0, acc)
+    assert m.total_pulses() > 0
