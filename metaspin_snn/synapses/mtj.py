@@ -1,0 +1,339 @@
+"""Metaplastic magnetic tunnel junction (the METASPIN concept): a binary MTJ whose switching barrier
+is set by a magneto-ionic hidden variable.
+
+State per synapse: magnetisation ``s ∈ {−1, +1}`` (+1 = parallel, low resistance R_P; −1 =
+antiparallel, R_AP = R_P·(1 + TMR)) and ionic state ``x ∈ [0, 1]``.
+
+* **Read.** Conductance ``G_s`` (``G_P = 1/R_P``, ``G_AP = 1/R_AP``) read with relative noise,
+  ``Ĝ = G_s·(1 + σ_r·ε)``, ε ~ N(0, 1), and compared with a mid-point reference:
+  ``w = scale·(Ĝ − G_mid)/G_half``, ``G_mid = (G_P + G_AP)/2``, ``G_half = (G_P − G_AP)/2``.
+  Noise-free this is exactly ``w = scale·s``; the noise on w is ``σ_r·G_s/G_half`` (larger in the P
+  state: 1/h vs (1/(1+TMR))/h with h = (1 − 1/(1+TMR))/2). Training reads are noisy, eval reads only
+  with ``eval_noise=True``.
+* **Barrier.** ``Δ(x) = d_i·(Δ_min + (Δ_max − Δ_min)·x)`` [k_BT], ``d_i`` a per-device factor
+  (device-to-device spread, fixed at init).
+* **Write.** For ``g = ∂L/∂w ≠ 0`` the target is ``t = −sign(g)``. If ``s ≠ t`` a pulse of amplitude
+  ``V = min(volt_per_grad·|g|, V_max)`` is applied (skipped when ``V < V_min``) and ``s`` flips with
+  the Néel–Brown / thermal-activation probability ``P_sw = 1 − exp(−t_p/τ)``,
+  ``τ = τ₀·exp[Δ(x)·(1 − V/V_c,i)^b]`` for ``V < V_c,i`` and ``P_sw = 1 − exp(−t_p/τ₀)`` for
+  ``V ≥ V_c,i`` (``V_c,i`` per device). Energy per pulse ``E = V²/R·t_p`` with R the resistance of the
+  state before the pulse. The flip is decided by ``u < P_sw`` with ``u ~ U(0, 1)`` drawn from the
+  model's seeded ``torch.Generator`` and passed to both the Numba kernel and the torch reference, so
+  the two backends take identical decisions.
+* **Consolidation.** If ``s == t`` (the gradient agrees with the state) ions migrate and
+  ``x ← x + min(κ·|g|, 1)·(1 − x)`` (saturating at 1; the rate is capped at 1 so x never passes 1).
+  The ionic gating energy is not modelled (only counted as events).
+* **Retention.** Every update, ``x ← x − (x − x_rest)/τ_ret`` (τ_ret in update steps; ``inf`` = none).
+
+Equation sources: Néel–Brown thermal activation (W. F. Brown, Phys. Rev. 130, 1677 (1963));
+spin-torque thermal-activation form with exponent b = 1, τ = τ₀·exp[Δ(1 − I/I_c0)] (Koch, Katine,
+Sun, Phys. Rev. Lett. 92, 088302 (2004)), b = 2 for the field-like Sharrock form (Sharrock,
+J. Appl. Phys. 76, 6413 (1994)); ohmic MTJ so V/V_c = I/I_c. Magneto-ionic control of interfacial
+anisotropy (hence of Δ) by gate-driven oxygen migration: Bauer et al., Nat. Mater. 14, 174 (2015).
+
+Defaults (units; source or *assumption*):
+
+=================  =========  ===============================================================
+τ₀                 1 ns       attempt time, standard Néel–Brown value (Brown 1963)
+t_p                10 ns      STT-MRAM write pulses are 1–10 ns
+Δ_min, Δ_max       30, 80 kT  *assumption*: 40–60 kT gives ~10-year retention in storage MRAM;
+                              here the unconsolidated state is deliberately less stable (30 kT,
+                              τ₀e³⁰ ≈ 3 h) and the consolidated state more (80 kT)
+V_c                0.5 V      *assumption*, typical STT critical voltage 0.3–0.7 V
+V_max              0.46 V     *assumption*: 0.92·V_c, below V_c for every device (spread ±3σ)
+V_min              0.25 V     *assumption*: P_sw < 1e-5 below it with defaults, so no pulse
+R_P, TMR           2 kΩ, 1.5  *assumption*: CoFeB/MgO junctions, RA·area of a few kΩ, TMR 100–200 %
+σ_r                0.02       *assumption*: relative conductance read noise
+σ_Δ, σ_Vc          0.05, 0.02 *assumption*: device-to-device spread, factors clipped to ±3σ
+b                  1          Koch et al. 2004
+=================  =========  ===============================================================
+
+Why these learn: with b = 1, at the largest pulse (V = 0.92·V_c) an unconsolidated device
+(Δ = 30) switches with P ≈ 0.60 and a fully consolidated one (Δ = 80) with P ≈ 0.016: plastic
+synapses follow the gradient sign like stochastic sign-SGD, consolidated ones are ~36× stiffer — the
+ratio 1/f_meta = cosh²(m·|W_h|) of Laborieux et al. 2021 at m·|W_h| ≈ 2.5. ``volt_per_grad`` = 10 V
+maps |g| ≈ 0.03–0.05 (the per-weight gradients of the small logistic-regression check in
+tests/synapses/test_mtj.py) onto the steep part of P_sw(V), which rises from ~1e-3 at 0.7·V_c to
+P_max at 0.92·V_c; it is the analogue of a learning rate: scale it ∝ 1/(typical |g|) of the network.
+``kappa`` = 0.5 consolidates a synapse over ~20–40 agreeing steps there; measured on that check
+(5 seeds, 200 steps): test accuracy 1.0 in 5/5 with κ = 0.5 vs 0.79–1.0 with κ = 0 (no
+metaplasticity), and 0.63–0.79 when volt_per_grad = 20 (too plastic). With b = 2 the same V gives
+(1 − V/V_c)² ≪ 1 − V/V_c, so b = 2 needs a larger Δ range or lower V_max to keep P_sw < 1.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import torch
+
+from .base import Backend, SynapseModel, check_range
+
+
+@dataclass(frozen=True)
+class MTJParams:
+    """Parameters of :class:`MetaplasticMTJ` (units and sources in the module docstring)."""
+
+    delta_min: float = 30.0        # k_BT
+    delta_max: float = 80.0        # k_BT
+    delta_spread: float = 0.05     # relative σ of the per-device Δ factor
+    tau0_ns: float = 1.0           # ns
+    t_pulse_ns: float = 10.0       # ns
+    v_c: float = 0.5               # V
+    v_c_spread: float = 0.02       # relative σ of the per-device V_c
+    v_max: float = 0.46            # V
+    v_min: float = 0.25            # V
+    volt_per_grad: float = 10.0    # V per unit |∂L/∂w|
+    b: float = 1.0                 # Néel–Brown exponent, 1 ≤ b ≤ 2
+    kappa: float = 0.5             # consolidation rate per unit |∂L/∂w|
+    tau_ret: float = 1.0e4         # retention time constant [update steps], inf = none
+    x_rest: float = 0.0
+    x_init: float = 0.0
+    r_p_ohm: float = 2000.0        # Ω
+    tmr: float = 1.5               # (R_AP − R_P)/R_P
+    read_noise: float = 0.02       # relative σ of the conductance read
+    eval_noise: bool = False
+    scale: float = 1.0             # weight magnitude
+    seed: int = 0                  # generator: initial s, device spread, read noise, switching draws
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"MTJParams.seed must be an int in [0, inf), got {self.seed!r}")
+        if not isinstance(self.eval_noise, bool):
+            raise ValueError(f"MTJParams.eval_noise must be a bool, got {self.eval_noise!r}")
+        check_range(self, "delta_min", 0.0, 1e3, lo_open=True)
+        check_range(self, "delta_max", self.delta_min, 1e3)
+        check_range(self, "delta_spread", 0.0, 0.3)
+        check_range(self, "tau0_ns", 0.0, 1e6, lo_open=True)
+        check_range(self, "t_pulse_ns", 0.0, 1e9, lo_open=True)
+        check_range(self, "v_c", 0.0, 1e3, lo_open=True)
+        check_range(self, "v_c_spread", 0.0, 0.3)
+        check_range(self, "v_max", 0.0, 1e3, lo_open=True)
+        check_range(self, "v_min", 0.0, self.v_max)
+        check_range(self, "volt_per_grad", 0.0, None)
+        check_range(self, "b", 1.0, 2.0)
+        check_range(self, "kappa", 0.0, None)
+        check_range(self, "tau_ret", 1.0, None)
+        check_range(self, "x_rest", 0.0, 1.0)
+        check_range(self, "x_init", 0.0, 1.0)
+        check_range(self, "r_p_ohm", 0.0, 1e12, lo_open=True)
+        check_range(self, "tmr", 0.0, 1e3, lo_open=True)
+        check_range(self, "read_noise", 0.0, 1.0)
+        check_range(self, "scale", 0.0, 1e6, lo_open=True)
+
+    @property
+    def r_ap_ohm(self) -> float:
+        return self.r_p_ohm * (1.0 + self.tmr)
+
+
+def barrier(x: torch.Tensor | float, p: MTJParams, factor: torch.Tensor | float = 1.0):
+    """Δ(x) = factor·(Δ_min + (Δ_max − Δ_min)·x) [k_BT]."""
+    return factor * (p.delta_min + (p.delta_max - p.delta_min) * x)
+
+
+def neel_brown_tau(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor | float,
+                   tau0_ns: float, b: float) -> torch.Tensor:
+    """τ = τ₀·exp[Δ·(1 − V/V_c)^b] [ns] for V < V_c, τ₀ for V ≥ V_c (float64)."""
+    r = torch.clamp(1.0 - v.double() / v_c, min=0.0)
+    return tau0_ns * torch.exp(delta.double() * r ** b)
+
+
+def switch_probability(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor | float,
+                       p: MTJParams) -> torch.Tensor:
+    """P_sw = 1 − exp(−t_p/τ) with τ from :func:`neel_brown_tau` (float64)."""
+    tau = neel_brown_tau(delta, v, v_c, p.tau0_ns, p.b)
+    return -torch.expm1(-p.t_pulse_ns / tau)
+
+
+_JIT = dict(cache=True, error_model="numpy")  # no fastmath: bit-equality with the torch reference
+
+
+@numba.njit(inline="always", **_JIT)
+def _mtj_elem(i, g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy,
+              dmin, dmax, tau0, tp, vmax, vmin, vpg, b, kappa32, inv32, rest32,
+              r_p, r_ap):  # pragma: no cover - compiled
+    """Update synapse ``i`` in place; float64 for P_sw and energy, float32 for x."""
+    one32 = np.float32(1.0)
+    gi = g[i]
+    xi = x[i]
+    if gi != 0:
+        t = -1 if gi > 0 else 1
+        si = s[i]
+        if si != t:
+            v = min(vpg * abs(np.float64(gi)), vmax)
+            if v >= vmin:
+                r = 1.0 - v / np.float64(vc[i])
+                if r < 0.0:
+                    r = 0.0
+                delta = np.float64(dfac[i]) * (dmin + (dmax - dmin) * np.float64(xi))
+                tau = tau0 * math.exp(delta * r ** b)
+                psw = -math.expm1(-tp / tau)
+                res = r_p if si > 0 else r_ap
+                energy[i] += np.float32(v * v / res * tp * 1e3)  # V²/Ω·ns = nJ → pJ
+                n_pulse[i] += 1
+                if np.float64(u[i]) < psw:
+                    s[i] = t
+                    n_switch[i] += 1
+        else:
+            c = min(kappa32 * abs(gi), one32)
+            xi = xi + c * (one32 - xi)
+            n_consol[i] += 1
+    x[i] = xi - (xi - rest32) * inv32
+
+
+@numba.njit(**_JIT)
+def mtj_kernel(g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy,
+               dmin, dmax, tau0, tp, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, r_p, r_ap):
+    """Fused in-place MTJ update over flat arrays (serial)."""
+    kappa32, inv32, rest32 = np.float32(kappa), np.float32(inv_tau_ret), np.float32(x_rest)
+    for i in range(g.size):
+        _mtj_elem(i, g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax, tau0, tp,
+                  vmax, vmin, vpg, b, kappa32, inv32, rest32, r_p, r_ap)
+
+
+@numba.njit(parallel=True, **_JIT)
+def mtj_kernel_parallel(g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy,
+                        dmin, dmax, tau0, tp, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, r_p, r_ap):
+    """Same as :func:`mtj_kernel`, multithreaded."""
+    kappa32, inv32, rest32 = np.float32(kappa), np.float32(inv_tau_ret), np.float32(x_rest)
+    for i in numba.prange(g.size):
+        _mtj_elem(i, g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax, tau0, tp,
+                  vmax, vmin, vpg, b, kappa32, inv32, rest32, r_p, r_ap)
+
+
+class MetaplasticMTJ(SynapseModel):
+    """Binary MTJ with a magneto-ionic barrier-setting hidden variable (module docstring).
+
+    Buffers (in ``state_dict``): ``s`` (int8 ±1), ``x`` (float32 ∈ [0, 1]), ``delta_factor``,
+    ``v_c`` [V] (per-device, fixed), counters ``n_pulse``, ``n_switch``, ``n_consolidate`` (int32) and
+    ``energy_pj`` (float32, write energy in pJ). The generator state is saved as ``extra_state``.
+    """
+
+    def __init__(self, shape: tuple[int, ...] | torch.Size, params: MTJParams | None = None,
+                 backend: Backend = "auto", parallel: bool = False) -> None:
+        params = MTJParams() if params is None else params
+        if not isinstance(params, MTJParams):
+            raise TypeError(f"MetaplasticMTJ: params must be MTJParams, got {type(params).__name__}")
+        super().__init__(shape, params, backend)
+        p = params
+        self.parallel = bool(parallel)
+        # CPU generator; draws are moved to the state's device, so every device sees the same numbers.
+        self._gen = torch.Generator().manual_seed(p.seed)
+        s = torch.where(torch.rand(self.shape, generator=self._gen) < 0.5, 1, -1).to(torch.int8)
+        dz = torch.randn(self.shape, generator=self._gen).clamp_(-3.0, 3.0)
+        vz = torch.randn(self.shape, generator=self._gen).clamp_(-3.0, 3.0)
+        self.register_buffer("s", s)
+        self.register_buffer("x", torch.full(self.shape, float(p.x_init)))
+        self.register_buffer("delta_factor", (1.0 + p.delta_spread * dz).float())
+        self.register_buffer("v_c", (p.v_c * (1.0 + p.v_c_spread * vz)).float())
+        self.register_buffer("n_pulse", torch.zeros(self.shape, dtype=torch.int32))
+        self.register_buffer("n_switch", torch.zeros(self.shape, dtype=torch.int32))
+        self.register_buffer("n_consolidate", torch.zeros(self.shape, dtype=torch.int32))
+        self.register_buffer("energy_pj", torch.zeros(self.shape, dtype=torch.float32))
+
+    # ---- generator in the state_dict ----------------------------------------------------------
+    def get_extra_state(self) -> Any:
+        return {"generator": self._gen.get_state()}
+
+    def set_extra_state(self, state: Any) -> None:
+        self._gen.set_state(state["generator"])
+
+    def _uniforms(self) -> torch.Tensor:
+        """The random numbers of one update (one per synapse, same for both backends)."""
+        return torch.rand(self.shape, generator=self._gen)
+
+    # ---- model --------------------------------------------------------------------------------
+    def conductance_levels(self) -> tuple[float, float, float]:
+        """(G_P/G_P, G_mid/G_P, G_half/G_P): normalised read levels."""
+        gap = 1.0 / (1.0 + self.params.tmr)
+        return 1.0, (1.0 + gap) / 2.0, (1.0 - gap) / 2.0
+
+    def _compute_weight(self, sample: bool) -> torch.Tensor:
+        """``scale·(Ĝ − G_mid)/G_half`` written as ``scale·(s + σ_r·ε·G_s/G_half)`` (the same
+        expression, exactly ±scale without noise)."""
+        p: MTJParams = self.params
+        _, _, half = self.conductance_levels()
+        w = self.s.to(torch.float32)
+        if (sample or p.eval_noise) and p.read_noise > 0:
+            eps = torch.randn(self.shape, generator=self._gen).to(self.s.device)
+            gs = torch.where(self.s > 0, 1.0, 1.0 / (1.0 + p.tmr)).to(torch.float32)
+            w = w + (p.read_noise / half) * gs * eps
+        return w * p.scale
+
+    def switch_probability(self, grad: torch.Tensor) -> torch.Tensor:
+        """P_sw each synapse would have for a write pulse driven by ``grad`` (0 where no pulse)."""
+        p: MTJParams = self.params
+        g = grad.to(self.x.device).double()
+        v = torch.clamp(g.abs() * p.volt_per_grad, max=p.v_max)
+        pulse = (g != 0) & (self.s.double() != -torch.sign(g)) & (v >= p.v_min)
+        psw = switch_probability(barrier(self.x.double(), p, self.delta_factor.double()), v,
+                                 self.v_c.double(), p)
+        return torch.where(pulse, psw, torch.zeros_like(psw))
+
+    def _update_torch(self, grad: torch.Tensor) -> None:
+        p: MTJParams = self.params
+        u = self._uniforms().to(self.x.device)
+        g = grad.to(device=self.x.device, dtype=torch.float32)
+        gd = g.double()
+        t = torch.where(g > 0, -1, 1).to(torch.int8)
+        nz = g != 0
+        disagree = nz & (self.s != t)
+        agree = nz & (self.s == t)
+        v = torch.clamp(gd.abs() * p.volt_per_grad, max=p.v_max)
+        pulse = disagree & (v >= p.v_min)
+        psw = switch_probability(barrier(self.x.double(), p, self.delta_factor.double()), v,
+                                 self.v_c.double(), p)
+        flip = pulse & (u.double() < psw)
+        res = torch.where(self.s > 0, p.r_p_ohm, p.r_ap_ohm).double()
+        e = (v * v / res * p.t_pulse_ns * 1e3).float()
+        self.energy_pj.add_(torch.where(pulse, e, torch.zeros_like(e)))
+        self.n_pulse.add_(pulse.to(torch.int32))
+        self.n_switch.add_(flip.to(torch.int32))
+        self.n_consolidate.add_(agree.to(torch.int32))
+        self.s.copy_(torch.where(flip, t, self.s))
+        c = torch.clamp(g.abs() * p.kappa, max=1.0)
+        x = torch.where(agree, self.x + c * (1.0 - self.x), self.x)
+        inv_tau = float(np.float32(1.0 / p.tau_ret))
+        self.x.copy_(x - (x - p.x_rest) * inv_tau)
+
+    def _update_numba(self, grad: torch.Tensor) -> None:
+        p: MTJParams = self.params
+        u = self._uniforms()
+        names = ("s", "x", "delta_factor", "v_c", "n_pulse", "n_switch", "n_consolidate", "energy_pj")
+        for name in names:
+            t = getattr(self, name)
+            if t.device.type != "cpu" or not t.is_contiguous():
+                raise ValueError(f"MetaplasticMTJ: numba backend needs contiguous CPU state, "
+                                 f"buffer {name} is on {t.device} (contiguous={t.is_contiguous()})")
+        a = [getattr(self, n).view(-1).numpy() for n in names]
+        kern = mtj_kernel_parallel if self.parallel else mtj_kernel
+        kern(grad.reshape(-1).numpy(), u.view(-1).numpy(), *a,
+             float(p.delta_min), float(p.delta_max), float(p.tau0_ns), float(p.t_pulse_ns),
+             float(p.v_max), float(p.v_min), float(p.volt_per_grad), float(p.b), float(p.kappa),
+             float(1.0 / p.tau_ret), float(p.x_rest), float(p.r_p_ohm), float(p.r_ap_ohm))
+
+    def use_numba(self, grad: torch.Tensor) -> bool:
+        on_cpu = self.x.device.type == "cpu"
+        if self.backend == "numba" and not on_cpu:
+            raise ValueError(f"MetaplasticMTJ: backend='numba' needs the state on the CPU, it is on {self.x.device}")
+        return super().use_numba(grad) and on_cpu
+
+    def hidden(self) -> torch.Tensor:
+        """The ionic state x ∈ [0, 1] (0 = plastic, 1 = consolidated)."""
+        return self.x
+
+    def total_switches(self) -> int:
+        return int(self.n_switch.sum().item())
+
+    def total_pulses(self) -> int:
+        return int(self.n_pulse.sum().item())
+
+    def total_energy_pj(self) -> float:
+        return float(self.energy_pj.double().sum().item())
+
+
+__all__ = ["MTJParams", "MetaplasticMTJ", "barrier", "mtj_kernel", "mtj_kernel_parallel",
+           "neel_brown_tau", "switch_probability"]
