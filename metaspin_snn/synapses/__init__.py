@@ -3,6 +3,11 @@ from .base import Backend, SynapseModel, check_range, synapse_models
 from .optim import SynapticOptimizer
 from .magnetoionic import MagnetoIonicPair, MagnetoIonicParams
 from .mtj import MetaplasticMTJ, MTJParams
+from .metaplastic import MetaplasticBinary, MetaplasticBinaryParams
+from .mesu import MESU, MESUParams
+from .bayesbinn import BayesianBinary, BayesianBinaryParams
 
 __all__ = ["Backend", "SynapseModel", "SynapticOptimizer", "check_range", "synapse_models"]
+__all__ += ["MetaplasticBinary", "MetaplasticBinaryParams", "MESU", "MESUParams", "BayesianBinary",
+            "BayesianBinaryParams"]
 __all__ += ["MagnetoIonicPair", "MagnetoIonicParams", "MetaplasticMTJ", "MTJParams"]

@@ -1,0 +1,125 @@
+"""MESU (Bonnet et al. 2025): kernel ≡ reference, the update equations, fixed point, forgetting window."""
+import numpy as np
+import pytest
+import torch
+
+from metaspin_snn.synapses import MESU, MESUParams
+
+SHAPE = (40, 30)
+
+
+def test_kernel_matches_reference_with_same_seeded_draws():
+    p = MESUParams(N=50.0, lr_mu=0.5, lr_sigma=0.7)
+    a, b = MESU(SHAPE, p, backend="numba"), MESU(SHAPE, p, backend="torch")
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        wa, wb = a.effective_weight(), b.effective_weight()
+        torch.testing.assert_close(wa, wb, rtol=1e-5, atol=1e-7)
+        g = torch.randn(SHAPE, generator=gen)
+        a.update(g)
+        b.update(g)
+    torch.testing.assert_close(a.mu, b.mu, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(a.sigma, b.sigma, rtol=1e-5, atol=1e-7)
+
+
+def _mesu_numpy(mu, sig, eps, g, mup, sigp, lr_mu, lr_sig, n):
+    """The issue's formula, float64."""
+    mu_new = mu + lr_mu * (-sig ** 2 * g + sig ** 2 * (mup - mu) / (n * sigp ** 2))
+    sig_new = sig + lr_sig * 0.5 * (-sig ** 2 * g * eps + sig * (sigp ** 2 - sig ** 2) / (n * sigp ** 2))
+    return mu_new, sig_new
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_update_equation_against_numpy(backend):
+    p = MESUParams(N=20.0, lr_mu=0.3, lr_sigma=0.9, mu_prior=0.1, sigma_prior=0.2, sigma_init=0.15)
+    s = MESU(SHAPE, p, backend=backend)
+    rng = np.random.default_rng(1)
+    with torch.no_grad():
+        s.sigma.copy_(torch.from_numpy(rng.uniform(0.05, 0.3, SHAPE).astype(np.float32)))
+        s.sigma_prior.copy_(torch.from_numpy(rng.uniform(0.1, 0.3, SHAPE).astype(np.float32)))
+    w = s.effective_weight()
+    eps = s.noise.double().numpy().copy()
+    torch.testing.assert_close(w.detach(), s.mu + s.sigma * s.noise)       # reparameterised sample
+    mu, sig = s.mu.double().numpy().copy(), s.sigma.double().numpy().copy()
+    mup, sigp = s.mu_prior.double().numpy(), s.sigma_prior.double().numpy()
+    g = rng.standard_normal(SHAPE).astype(np.float32)
+    s.update(torch.from_numpy(g))
+    mu1, sig1 = _mesu_numpy(mu, sig, eps, g.astype(np.float64), mup, sigp, p.lr_mu, p.lr_sigma, p.N)
+    np.testing.assert_allclose(s.mu.numpy(), mu1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(s.sigma.numpy(), sig1, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_fixed_point_without_data(backend):
+    p = MESUParams(N=10.0, mu_prior=0.3, sigma_prior=0.05, sigma_init=0.05)
+    s = MESU(SHAPE, p, backend=backend)
+    with torch.no_grad():
+        s.mu.fill_(0.3)
+    s.effective_weight()                        # a sample is drawn (ε ≠ 0) but g = 0
+    for _ in range(50):
+        s.update(torch.zeros(SHAPE))
+    assert torch.equal(s.mu, torch.full(SHAPE, 0.3))
+    assert torch.equal(s.sigma, torch.full(SHAPE, 0.05))
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_forgetting_window_N(backend):
+    """Without data and σ = σ_p: μ_k = μ_p + (μ_0 - μ_p)(1 - η_μ/N)^k; σ relaxes to σ_p."""
+    N, eta = 100.0, 1.0
+    s = MESU((4, 5), MESUParams(N=N, lr_mu=eta, sigma_prior=0.1, sigma_init=0.1), backend=backend)
+    mu0 = s.mu.double().clone()
+    for _ in range(200):
+        s.update(torch.zeros(4, 5))
+    expected = mu0 * (1 - eta / N) ** 200
+    torch.testing.assert_close(s.mu.double(), expected, rtol=1e-4, atol=1e-8)
+    # σ above and below the prior both relax monotonically toward σ_p
+    t = MESU((2,), MESUParams(N=N, sigma_prior=0.1, sigma_init=0.1), backend=backend)
+    with torch.no_grad():
+        t.sigma.copy_(torch.tensor([0.02, 0.5]))
+    prev = t.sigma.clone()
+    for _ in range(3000):
+        t.update(torch.zeros(2))
+        assert t.sigma[0] >= prev[0] and t.sigma[1] <= prev[1]
+        prev = t.sigma.clone()
+    torch.testing.assert_close(t.sigma, torch.full((2,), 0.1), rtol=1e-2, atol=0.0)
+
+
+def test_eval_uses_mean_and_zero_noise():
+    s = MESU(SHAPE)
+    s.train()
+    w_train = s.effective_weight().detach().clone()
+    assert not torch.equal(w_train, s.mu)
+    s.eval()
+    assert torch.equal(s.effective_weight(), s.mu)
+    assert torch.count_nonzero(s.noise) == 0
+    mu0, sig0 = s.mu.clone(), s.sigma.clone()
+    s.update(torch.ones(SHAPE))                 # ∂C/∂σ = g·0: σ only feels the prior term
+    expected_sig = sig0 + 0.5 * (sig0 * (s.sigma_prior ** 2 - sig0 ** 2) / (s.params.N * s.sigma_prior ** 2))
+    torch.testing.assert_close(s.sigma, expected_sig)
+    assert (s.mu < mu0).all()
+
+
+def test_samples_have_the_posterior_moments_and_are_seeded():
+    p = MESUParams(mu_init_std=0.0, mu_prior=0.2, sigma_init=0.3, seed=7)
+    s = MESU((200_000,), p)
+    w = s.refresh(sample=True).detach()
+    assert abs(w.mean().item() - 0.2) < 4 * 0.3 / 200_000 ** 0.5
+    assert abs(w.std().item() - 0.3) < 0.003
+    s2 = MESU((200_000,), p)
+    assert torch.equal(s2.refresh(sample=True).detach(), w)
+    s3 = MESU((200_000,), MESUParams(mu_init_std=0.0, mu_prior=0.2, sigma_init=0.3, seed=8))
+    assert not torch.equal(s3.refresh(sample=True).detach(), w)
+
+
+def test_task_boundary_keeps_the_fixed_prior_unless_asked():
+    s = MESU(SHAPE)
+    s.effective_weight()
+    s.update(torch.randn(SHAPE))
+    s.task_boundary()
+    assert torch.equal(s.mu_prior, torch.zeros(SHAPE))
+    v = MESU(SHAPE, MESUParams(prior_from_posterior=True))
+    v.effective_weight()
+    v.update(torch.randn(SHAPE))
+    v.task_boundary()
+    assert torch.equal(v.mu_prior, v.mu) and torch.equal(v.sigma_prior, v.sigma)
+    assert v.hidden() is v.sigma
