@@ -50,6 +50,11 @@ def trace_decay(tau: float) -> float:
     return math.exp(-1.0 / tau)
 
 
+def _f32(x: float) -> float:
+    """A bound as stored in float32 weights (clipping to 0.4 stores 0.4000000059604645)."""
+    return float(np.float32(x))
+
+
 # ---------------------------------------------------------------------------------------------
 # Sparse spike trains
 # ---------------------------------------------------------------------------------------------
@@ -218,10 +223,9 @@ class PairSTDP:
     needs_m = False
     needs_third = False
 
-    def _check_weight(self, w: torch.Tensor) -> None:
-        if w.min() < 0 or w.max() > self.w_max:
-            raise ValueError(f"PairSTDP: weights must lie in [0, w_max={self.w_max}], "
-                             f"got [{float(w.min())}, {float(w.max())}]")
+    def _check_weight(self, lo: float, hi: float) -> None:
+        if lo < 0 or hi > _f32(self.w_max):
+            raise ValueError(f"PairSTDP: weights must lie in [0, w_max={self.w_max}], got [{lo}, {hi}]")
 
     def _numba(self, w, pre, post, third, st, uniforms, seed) -> None:
         _stdp_kernel(w, pre.indptr, pre.indices, post.indptr, post.indices,
@@ -243,6 +247,16 @@ class PairSTDP:
 
 
 @numba.njit(**_JIT)
+def _powmu(x, mu):
+    """x**mu with the common exponents 0 and 1 special-cased (pow is the kernel's hot spot)."""
+    if mu == 0.0:
+        return 1.0
+    if mu == 1.0:
+        return x
+    return x ** mu
+
+
+@numba.njit(**_JIT)
 def _stdp_kernel(w, pre_ptr, pre_idx, post_ptr, post_idx, x_pre, x_post, lam_pre, lam_post,
                  eta, alpha, mu, w_max):
     n_post = w.shape[0]
@@ -260,7 +274,7 @@ def _stdp_kernel(w, pre_ptr, pre_idx, post_ptr, post_idx, x_pre, x_post, lam_pre
                 xi = x_post[i]
                 if xi != 0.0:
                     wij = np.float64(w[i, j])
-                    v = wij - eta * alpha * wij ** mu * xi
+                    v = wij - eta * alpha * _powmu(wij, mu) * xi
                     w[i, j] = min(max(v, 0.0), w_max)
         for e in range(post_ptr[t], post_ptr[t + 1]):
             x_post[post_idx[e]] += 1.0
@@ -271,7 +285,7 @@ def _stdp_kernel(w, pre_ptr, pre_idx, post_ptr, post_idx, x_pre, x_post, lam_pre
                 xj = x_pre[j]
                 if xj != 0.0:
                     wij = np.float64(w[i, j])
-                    v = wij + eta * (w_max - wij) ** mu * xj
+                    v = wij + eta * _powmu(w_max - wij, mu) * xj
                     w[i, j] = min(max(v, 0.0), w_max)
 
 
@@ -306,9 +320,9 @@ class ThreeFactor:
     needs_m = False
     needs_third = True
 
-    def _check_weight(self, w: torch.Tensor) -> None:
-        if w.min() < self.w_min or w.max() > self.w_max:
-            raise ValueError(f"ThreeFactor: weights must lie in [{self.w_min}, {self.w_max}]")
+    def _check_weight(self, lo: float, hi: float) -> None:
+        if lo < _f32(self.w_min) or hi > _f32(self.w_max):
+            raise ValueError(f"ThreeFactor: weights must lie in [{self.w_min}, {self.w_max}], got [{lo}, {hi}]")
 
     def _numba(self, w, pre, post, third, st, uniforms, seed) -> None:
         vals = post.values if post.values is not None else np.zeros(0, np.float64)
@@ -418,9 +432,10 @@ class ProbabilisticMetaplasticity:
         """p = exp(−m·|w|)."""
         return torch.exp(-m.double() * w.double().abs())
 
-    def _check_weight(self, w: torch.Tensor) -> None:
-        if w.min() < self.w_min or w.max() > self.w_max:
-            raise ValueError(f"ProbabilisticMetaplasticity: weights must lie in [{self.w_min}, {self.w_max}]")
+    def _check_weight(self, lo: float, hi: float) -> None:
+        if lo < _f32(self.w_min) or hi > _f32(self.w_max):
+            raise ValueError(f"ProbabilisticMetaplasticity: weights must lie in [{self.w_min}, {self.w_max}], "
+                             f"got [{lo}, {hi}]")
 
     def _numba(self, w, pre, post, third, st, uniforms, seed) -> None:
         _pmp_kernel(w, st.m.numpy(), pre.indptr, pre.indices, post.indptr, post.indices, third,
@@ -428,7 +443,7 @@ class ProbabilisticMetaplasticity:
                     self.pre_th, self.post_th, self.step, self.w_min, self.w_max, self.dm, self.m_max,
                     uniforms, seed)
 
-    def _dense(self, w, s_pre, s_post, third, st, uniforms) -> None:
+    def _dense(self, w, s_pre, s_post, third, st, uniforms, gen: torch.Generator) -> None:
         lam = self.lam
         W = w.double()
         M = st.m.double()
@@ -439,7 +454,8 @@ class ProbabilisticMetaplasticity:
             ev = err.abs() > self.err_th
             elig = st.x_pre > self.elig_th
             p = torch.exp(-M * W.abs())
-            u = uniforms[t].double()
+            u = (uniforms[t].double() if uniforms is not None
+                 else torch.rand(W.shape, generator=gen, dtype=torch.float64))
             mask = ev[:, None] & elig[None, :] & (u < p)
             W = (W - torch.sign(err)[:, None] * self.step * mask).clamp(self.w_min, self.w_max).float().double()
             grow = (st.x_post > self.post_th)[:, None] & (st.x_pre > self.pre_th)[None, :]
@@ -510,7 +526,8 @@ def apply_events(rule: Rule, w: torch.Tensor, pre: SpikeEvents | torch.Tensor,
     (post values = ψ for :class:`ThreeFactor`). ``third``: ``[T, n_post]`` learning signal / error
     (rules that need it). ``state``: traces (and m) carried across calls; created at zero if None.
     ``uniforms``: optional ``[T, n_post, n_pre]`` draws for stochastic rules (tests); otherwise the
-    numba kernel seeds its generator with ``seed`` and the torch reference uses torch.Generator(seed).
+    numba kernel seeds its generator with ``seed`` and the torch reference draws per step from
+    torch.Generator(seed) (same distribution, different numbers).
     Returns the (updated) state."""
     if not isinstance(rule, (PairSTDP, ThreeFactor, ProbabilisticMetaplasticity)):
         raise TypeError(f"apply_events: unknown rule {type(rule).__name__}")
@@ -521,10 +538,11 @@ def apply_events(rule: Rule, w: torch.Tensor, pre: SpikeEvents | torch.Tensor,
     if w.dtype != torch.float32 or w.device.type != "cpu" or not w.is_contiguous():
         raise ValueError(f"apply_events: w must be a contiguous float32 CPU tensor, got {w.dtype} on "
                          f"{w.device} (contiguous={w.is_contiguous()})")
-    if not torch.isfinite(w).all():
+    lo, hi = (float(v) for v in torch.aminmax(w.detach()))  # one pass; NaN propagates
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("apply_events: w contains NaN or inf")
     n_post, n_pre = w.shape
-    rule._check_weight(w)
+    rule._check_weight(lo, hi)
     graded_post = isinstance(rule, ThreeFactor)
     pre_ev = _as_events(pre, n_pre, "pre", graded=False)
     post_ev = _as_events(post, n_post, "post", graded=graded_post)
@@ -560,8 +578,8 @@ def apply_events(rule: Rule, w: torch.Tensor, pre: SpikeEvents | torch.Tensor,
             s_pre = pre_ev.to_dense().double()
             s_post = post_ev.to_dense().double()
             th = torch.from_numpy(third_np)
-            if isinstance(rule, ProbabilisticMetaplasticity) and uniforms is None:
-                uniforms = torch.rand((T, n_post, n_pre), generator=torch.Generator().manual_seed(int(seed)),
-                                      dtype=torch.float64)
-            rule._dense(w, s_pre, s_post, th, state, uniforms)
+            if isinstance(rule, ProbabilisticMetaplasticity):
+                rule._dense(w, s_pre, s_post, th, state, uniforms, torch.Generator().manual_seed(int(seed)))
+            else:
+                rule._dense(w, s_pre, s_post, th, state, uniforms)
     return state
