@@ -1,0 +1,108 @@
+"""Bit-exact Numba emulator of Lava's fixed-point ``Dense`` + ``LIF`` chain (lava-nc 0.10.0).
+
+Emulates, integer for integer, ``PyDenseModelBitAcc`` (``lava/proc/dense/models.py``) and
+``PyLifModelBitAcc`` (``lava/proc/lif/models.py``), including int32 wrap-around of the Dense
+output channel, the single 24-bit wrap of the current and the 24-bit clip of the voltage::
+
+    a   = int32((sum_j w_ij s_j) << e) + int32(w_b,i << e)           (Dense, bias Dense)
+    u   = wrap24(int32(trunc0(u (4096 - du - 1) >> 12) + (a << 6)))
+    v   = clip24(trunc0(v (4096 - dv) >> 12) + u [- (vth << 6) s_prev  for subtract reset])
+    s   = v > vth << 6;   zero reset: v = 0 where s
+
+trunc0(x) = sign(x) (|x| >> 12). Time is aligned with snnTorch (Lava adds one step of delay per
+Dense layer; :func:`metaspin_snn.export.lava.run_lava` removes it). Samples of a batch are
+independent (Lava runs them as a block-diagonal network).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .fixed_point import FixedPointNetwork, lava_dense_weights
+from .ir import ExportError, check_spikes
+
+_M = 2 ** 23
+
+
+@njit(cache=True, inline="always")
+def _wrap32(x: np.int64) -> np.int64:
+    return ((x + 2147483648) & 4294967295) - 2147483648
+
+
+@njit(cache=True, inline="always")
+def _shift(x: np.int64, e: np.int64) -> np.int64:
+    return x << e if e >= 0 else x >> (-e)
+
+
+@njit(cache=True, inline="always")
+def _trunc_decay(x: np.int64, keep: np.int64) -> np.int64:
+    p = x * keep
+    return (p >> 12) if p >= 0 else -((-p) >> 12)
+
+
+@njit(cache=True, error_model="numpy")
+def _run_layer(x, wT, bias, e, du, dv, vth, subtract, out):  # pragma: no cover - numba
+    """x uint8 [T, B, in] -> out uint8 [T, B, out] for one fixed-point Dense + LIF layer."""
+    T, B, n_in = x.shape
+    n_out = wT.shape[1]
+    acc = np.zeros(n_out, np.int64)
+    u = np.zeros(n_out, np.int64)
+    v = np.zeros(n_out, np.int64)
+    sprev = np.zeros(n_out, np.uint8)
+    bias_a = np.zeros(n_out, np.int64)
+    for i in range(n_out):
+        bias_a[i] = _wrap32(_shift(np.int64(bias[i]), e))
+    for b in range(B):
+        u[:] = 0
+        v[:] = 0
+        sprev[:] = 0
+        for t in range(T):
+            acc[:] = 0
+            for j in range(n_in):
+                if x[t, b, j] != 0:
+                    for i in range(n_out):
+                        acc[i] += wT[j, i]
+            for i in range(n_out):
+                a = _wrap32(_wrap32(_shift(acc[i], e)) + bias_a[i])
+                cu = _wrap32(_trunc_decay(u[i], 4095 - np.int64(du[i])) + _wrap32(a << 6))
+                if cu > _M:
+                    cu -= 2 * _M
+                elif cu <= -_M:
+                    cu += 2 * _M
+                u[i] = cu
+                vv = _wrap32(_trunc_decay(v[i], 4096 - np.int64(dv[i])) + cu)
+                th = np.int64(vth[i]) << 6
+                if subtract and sprev[i] != 0:
+                    vv = _wrap32(vv - th)
+                if vv > _M - 1:
+                    vv = _M - 1
+                elif vv < -_M + 1:
+                    vv = -_M + 1
+                s = vv > th
+                if s and not subtract:
+                    vv = 0
+                v[i] = vv
+                sprev[i] = 1 if s else 0
+                out[t, b, i] = 1 if s else 0
+
+
+def emulate(network: FixedPointNetwork, spikes: np.ndarray) -> list[np.ndarray]:
+    """Run ``network`` on binary ``spikes`` [T, B, in]; return each layer's spikes [T, B, out] (uint8).
+
+    Bit-identical to Lava ``fixed_pt`` (Loihi2SimCfg) with the one-step-per-layer delay removed.
+    """
+    if not isinstance(network, FixedPointNetwork):
+        raise ExportError(f"emulate expects a FixedPointNetwork, got {type(network).__name__}")
+    x = np.ascontiguousarray(check_spikes(spikes, network.layers[0].in_features))
+    outs = []
+    for layer in network:
+        wT = np.ascontiguousarray(lava_dense_weights(layer.weight).T.astype(np.int64))
+        bias = (np.zeros(layer.out_features, np.int64) if layer.bias is None
+                else lava_dense_weights(layer.bias[:, None])[:, 0].astype(np.int64))
+        out = np.zeros((x.shape[0], x.shape[1], layer.out_features), np.uint8)
+        _run_layer(x, wT, bias, np.int64(layer.weight_exp), layer.du.astype(np.int64),
+                   layer.dv.astype(np.int64), layer.vth.astype(np.int64),
+                   layer.reset == "subtract", out)
+        outs.append(out)
+        x = out
+    return outs
