@@ -33,13 +33,13 @@ import numba
 import numpy as np
 import torch
 
-from metaspin_snn.synapses.base import check_range
+from metaspin_snn.synapses.base import SynapseModel, check_range
 
 EngineBackend = Literal["numba", "torch"]
 
 __all__ = [
     "SpikeEvents", "PlasticityState", "PairSTDP", "ThreeFactor", "ProbabilisticMetaplasticity",
-    "apply_events", "trace_decay",
+    "apply_events", "spike_triggered_writes", "trace_decay",
 ]
 
 
@@ -135,8 +135,13 @@ class SpikeEvents:
         out[t, self.indices] = 1.0 if self.values is None else self.values
         return torch.from_numpy(out)
 
-    def _vals(self) -> np.ndarray:
-        return np.ones(self.indices.size, np.float64) if self.values is None else self.values
+    def slice(self, start: int, stop: int) -> "SpikeEvents":
+        """Steps ``start ≤ t < stop`` as a new train (step ``start`` becomes step 0)."""
+        if not 0 <= start <= stop <= self.num_steps:
+            raise ValueError(f"SpikeEvents.slice: need 0 <= start <= stop <= {self.num_steps}, got {start}, {stop}")
+        a, b = int(self.indptr[start]), int(self.indptr[stop])
+        return SpikeEvents(self.indptr[start:stop + 1] - a, self.indices[a:b], self.n,
+                           None if self.values is None else self.values[a:b])
 
 
 @dataclass
@@ -582,4 +587,60 @@ def apply_events(rule: Rule, w: torch.Tensor, pre: SpikeEvents | torch.Tensor,
                 rule._dense(w, s_pre, s_post, th, state, uniforms, torch.Generator().manual_seed(int(seed)))
             else:
                 rule._dense(w, s_pre, s_post, th, state, uniforms)
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Device models: spike-triggered write pulses
+# ---------------------------------------------------------------------------------------------
+def spike_triggered_writes(model: SynapseModel, pre: SpikeEvents | torch.Tensor,
+                           post: SpikeEvents | torch.Tensor, third: torch.Tensor, *,
+                           tau_pre: float = 20.0, gain: float = 1.0, window: int | None = None,
+                           state: PlasticityState | None = None) -> PlasticityState:
+    """Spike-triggered write pulses on a device synapse model (e.g.
+    :class:`~metaspin_snn.synapses.mtj.MetaplasticMTJ`,
+    :class:`~metaspin_snn.synapses.magnetoionic.MagnetoIonicPair`; any 2-D ``SynapseModel``).
+
+    For each write window of ``window`` steps (default: all T steps), the event engine accumulates
+    the three-factor estimate of ∂L/∂w (e-prop / eRBP, as in :class:`ThreeFactor`) only at
+    synapses in the rows of post events:
+
+        g_ij = gain · Σ_{t ∈ window} L_i[t] · ψ_i[t] · x_pre_j[t]
+
+    and hands it to the device's own write ``model.update(g)``. The device applies a pulse only
+    where g_ij ≠ 0, so synapses that no event touched receive none. MetaplasticMTJ: a switching
+    pulse (amplitude ∝ |g|, Néel–Brown probability) toward −sign(g) where the state disagrees,
+    magneto-ionic consolidation where it agrees; MagnetoIonicPair: Δx = lr·|g|·ν pulses on the
+    device selected by sign(g). (Per-update effects of a model, such as the MTJ's retention
+    relaxation, happen once per window, as in the model.) ``post`` values are ψ (1 for spikes);
+    ``third`` is L ``[T, n_post]``; traces in ``state`` carry across calls. Returns the state.
+    """
+    if not isinstance(model, SynapseModel):
+        raise TypeError(f"spike_triggered_writes: model must be a SynapseModel, got {type(model).__name__}")
+    if len(model.shape) != 2:
+        raise ValueError(f"spike_triggered_writes: model must be 2-D [n_post, n_pre], got shape {model.shape}")
+    if not (isinstance(gain, (int, float)) and math.isfinite(gain) and gain > 0):
+        raise ValueError(f"spike_triggered_writes: gain must be a positive finite number, got {gain!r}")
+    n_post, n_pre = model.shape
+    pre_ev = _as_events(pre, n_pre, "pre", graded=False)
+    post_ev = _as_events(post, n_post, "post", graded=True)
+    T = pre_ev.num_steps
+    if window is None:
+        window = max(T, 1)
+    if not isinstance(window, int) or window <= 0:
+        raise ValueError(f"spike_triggered_writes: window must be a positive int, got {window!r}")
+    if not isinstance(third, torch.Tensor) or tuple(third.shape) != (T, n_post):
+        raise ValueError(f"spike_triggered_writes: third factor must be a [T={T}, n_post={n_post}] tensor, "
+                         f"got {tuple(getattr(third, 'shape', ()))}")
+    rule = ThreeFactor(eta=float(gain), tau_pre=tau_pre)
+    acc = torch.zeros(n_post, n_pre, dtype=torch.float32)
+    neg = -third.detach().double().cpu()  # ThreeFactor adds −η·(−L)·ψ·x = +gain·L·ψ·x
+    for a in range(0, T, window):
+        b = min(a + window, T)
+        acc.zero_()
+        state = apply_events(rule, acc, pre_ev.slice(a, b), post_ev.slice(a, b), neg[a:b], state)
+        if bool(acc.any()):
+            model.update(acc.to(device=model.weight.device))
+    if state is None:  # T == 0
+        state = PlasticityState.zeros(n_post, n_pre)
     return state
