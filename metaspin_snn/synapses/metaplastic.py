@@ -16,6 +16,11 @@ Hidden weight ``W_h``, effective weight ``w = sign(W_h)`` with **sign(0) = +1**.
 puts ε before the bias correction (ε·√(1-β₂ᵗ)); we follow torch.optim.Adam / Kingma & Ba Alg. 1 so that
 the m = 0 reduction is exact; the difference only matters for |g| ≲ ε. ``grad_clip`` (default 1e15) is a
 finiteness guard: above ~1.8e19, g² overflows float32 and Adam's state becomes inf.
+
+Kernel: one pass, branch-free (the consolidation test is a select), ``error_model='numpy'``; f_meta is
+evaluated as sech²(x) = 4e/(1+e)², e = exp(-2|x|) with a vectorisable exp (``_kernels.sech2``, rel.
+error < 3e-7, no 1 - tanh² cancellation) — measured faster here than a rational tanh (no SVML, so
+``math.tanh`` would be a scalar libm call). The torch reference uses ``torch.tanh``.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from ._kernels import NJIT, fast_tanh, np_view
+from ._kernels import NJIT, np_view, sech2
 from .base import Backend, SynapseModel, check_range
 
 _F0 = np.float32(0.0)
@@ -70,8 +75,8 @@ def _meta_elem(w, m, v, g, step_size, b1c, b2, b2c, bc2_sqrt, eps, meta, wd, gcl
     v = b2 * v + b2c * (ge * ge)
     denom = np.sqrt(v) / bc2_sqrt + eps
     s = _F1 if w >= _F0 else -_F1
-    t = fast_tanh(meta * abs(w))
-    scale = (_F1 - t * t) if s * m > _F0 else _F1     # a select, not a branch
+    fmeta = sech2(meta * w)                           # 1 - tanh²(meta·|W_h|), no cancellation
+    scale = fmeta if s * m > _F0 else _F1             # a select, not a branch
     w = w - step_size * ((scale * m) / denom)
     return w, m, v
 

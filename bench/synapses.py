@@ -1,0 +1,244 @@
+"""Fused Numba synapse updates vs torch eager, torch.compile and the memory floor, on CPU.
+
+For each model (``--models``) at ``--n`` synapses (default 10⁷), at one thread and at all threads, times
+one optimisation step of
+
+* ``fused``  — the model's fused ``@njit`` kernel (serial at 1 thread, ``prange`` at all threads),
+* ``eager``  — the torch reference of the same step (the model's ``*_step_torch``),
+* ``compile``— ``torch.compile`` of that reference (recompiled per thread count; if it fails here the
+  reason is printed and the column shows ``n/a``),
+* ``floor``  — a trivial Numba kernel with the same memory traffic (reads every array the fused kernel
+  reads, writes every array it writes, no arithmetic beyond one add): the memory floor,
+
+each on its own copy of the state, best of ``--repeat`` after a warm-up, and prints ms and the ratios
+fused/floor (target ≤ 1.2) and compile/fused (target ≥ 2) measured in this run.
+
+Cases are built by functions ``case_<model>(n) -> Case`` listed in ``CASES``; to add a model, write
+one more such function (state tensors, fused kernel pair, torch reference, floor kernel pair) and add
+it to ``CASES``.
+
+    python bench/synapses.py [--n 10000000] [--models metaplastic,mesu,bayesbinn] [--repeat 7]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numba
+import numpy as np
+import torch
+from numba import njit, prange
+
+from metaspin_snn.synapses.bayesbinn import bayesbinn_kernel, bayesbinn_kernel_parallel, bayesbinn_step_torch
+from metaspin_snn.synapses.mesu import mesu_kernel, mesu_kernel_parallel, mesu_step_torch
+from metaspin_snn.synapses.metaplastic import (metaplastic_kernel, metaplastic_kernel_parallel,
+                                               metaplastic_step_torch)
+
+F = np.float32
+
+
+@dataclass
+class Case:
+    """One benchmark case. ``make_state()`` returns fresh float32 CPU tensors (state and inputs, in
+    the positional order the functions take). ``fused(parallel)`` / ``floor(parallel)`` return a
+    callable on the numpy views of those tensors; ``reference`` takes the tensors themselves."""
+
+    name: str
+    make_state: Callable[[], list[torch.Tensor]]
+    fused: Callable[[bool], Callable[..., None]]
+    reference: Callable[..., None]
+    floor: Callable[[bool], Callable[..., None]]
+
+
+def _pair(py):
+    """Serial and prange-parallel compilations of one floor kernel (not cached: bench only)."""
+    return (njit(error_model="numpy")(py), njit(parallel=True, error_model="numpy")(py))
+
+
+def _floor_3rw_1r(a, b, c, d):       # MetaplasticBinary: W_h, m, v read+written; g read
+    for i in prange(a.size):
+        x, y, z, t = a[i], b[i], c[i], d[i]
+        a[i] = y
+        b[i] = z
+        c[i] = x + t
+
+
+def _floor_2rw_4r(a, b, c, d, e, f):  # MESU: μ, σ read+written; ε, g, μ_p, σ_p read
+    for i in prange(a.size):
+        x, y = a[i], b[i]
+        a[i] = y + c[i] + e[i]
+        b[i] = x + d[i] + f[i]
+
+
+def _floor_2rw_3r(a, b, c, d, e):     # BayesBiNN: λ, m read+written; λ_prior, w, g read
+    for i in prange(a.size):
+        x, y = a[i], b[i]
+        a[i] = y + c[i] + e[i]
+        b[i] = x + d[i]
+
+
+FLOOR_3RW_1R = _pair(_floor_3rw_1r)
+FLOOR_2RW_4R = _pair(_floor_2rw_4r)
+FLOOR_2RW_3R = _pair(_floor_2rw_3r)
+
+
+def _randn(n: int, gen: torch.Generator, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
+    return torch.randn(n, generator=gen) * scale + shift
+
+
+def case_metaplastic(n: int) -> Case:
+    """MetaplasticBinary (Adam_meta) at step t = 10, m = 1.3."""
+    lr, b1, b2, eps, meta, wd, clip, t = 0.005, 0.9, 0.999, 1e-8, 1.3, 0.0, 1e15, 10
+    step_size, bc2 = lr / (1 - b1 ** t), (1 - b2 ** t) ** 0.5
+
+    def make_state():
+        gen = torch.Generator().manual_seed(0)
+        return [_randn(n, gen, 0.1), _randn(n, gen, 0.01), _randn(n, gen).abs() * 1e-3, _randn(n, gen)]
+
+    def fused(parallel):
+        k = metaplastic_kernel_parallel if parallel else metaplastic_kernel
+        sc = (F(step_size), F(1 - b1), F(b2), F(1 - b2), F(bc2), F(eps), F(meta), F(wd), F(clip))
+        return lambda w, m, v, g: k(w, m, v, g, *sc)
+
+    def reference(w, m, v, g):
+        metaplastic_step_torch(w, m, v, g, step_size, b1, b2, bc2, eps, meta, wd, clip)
+
+    return Case("MetaplasticBinary", make_state, fused, reference, lambda p: FLOOR_3RW_1R[p])
+
+
+def case_mesu(n: int) -> Case:
+    """MESU with per-synapse prior buffers."""
+    lr_mu, lr_s, big_n, smin, smax, mmax = 1.0, 1.0, 1e5, 1e-6, 10.0, 1e6
+
+    def make_state():
+        gen = torch.Generator().manual_seed(1)
+        return [_randn(n, gen, 0.05), torch.full((n,), 0.1), _randn(n, gen), _randn(n, gen, 0.01),
+                torch.zeros(n), torch.full((n,), 0.1)]
+
+    def fused(parallel):
+        k = mesu_kernel_parallel if parallel else mesu_kernel
+        sc = (F(lr_mu), F(lr_s), F(big_n), F(smin), F(smax), F(mmax))
+        return lambda mu, s, e, g, mp, sp: k(mu, s, e, g, mp, sp, *sc)
+
+    def reference(mu, s, e, g, mp, sp):
+        mesu_step_torch(mu, s, e, g, mp, sp, lr_mu, lr_s, big_n, smin, smax, mmax)
+
+    return Case("MESU", make_state, fused, reference, lambda p: FLOOR_2RW_4R[p])
+
+
+def case_bayesbinn(n: int) -> Case:
+    """BayesianBinary (BayesBiNN) on a relaxed sample, momentum β = 0.9, step t = 10."""
+    lr, beta, tau, n_data, rw, dmax, lmax, t = 1e-4, 0.9, 1.0, 6e4, 1.0, 1e30, 100.0, 10
+    step_size = lr / (1 - beta ** t)
+
+    def make_state():
+        gen = torch.Generator().manual_seed(2)
+        lam = _randn(n, gen, 2.0)
+        w = torch.tanh(lam + 0.5 * _randn(n, gen))
+        return [lam, torch.zeros(n), torch.zeros(n), w, _randn(n, gen, 1e-6)]
+
+    def fused(parallel):
+        k = bayesbinn_kernel_parallel if parallel else bayesbinn_kernel
+        sc = (True, F(1 / tau), F(n_data), F(rw), F(beta), F(1 - beta), F(step_size), F(dmax), F(lmax))
+        return lambda lam, m, l0, w, g: k(lam, m, l0, w, g, *sc)
+
+    def reference(lam, m, l0, w, g):
+        bayesbinn_step_torch(lam, m, l0, w, g, True, tau, n_data, rw, beta, step_size, dmax, lmax)
+
+    return Case("BayesianBinary", make_state, fused, reference, lambda p: FLOOR_2RW_3R[p])
+
+
+CASES: dict[str, Callable[[int], Case]] = {
+    "metaplastic": case_metaplastic,
+    "mesu": case_mesu,
+    "bayesbinn": case_bayesbinn,
+}
+
+
+def best_ms(fn: Callable[[], None], repeat: int) -> float:
+    fn()  # warm-up (compilation, page faults of first touch)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * min(times)
+
+
+def run_case(case: Case, threads: int, repeat: int) -> dict[str, float | str]:
+    numba.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    parallel = threads > 1
+    out: dict[str, float | str] = {}
+
+    st = case.make_state()
+    views = [t.numpy() for t in st]
+    f = case.fused(parallel)
+    out["fused"] = best_ms(lambda: f(*views), repeat)
+    del st, views
+
+    st = case.make_state()
+    views = [t.numpy() for t in st]
+    fl = case.floor(parallel)
+    out["floor"] = best_ms(lambda: fl(*views), repeat)
+    del st, views
+
+    st = case.make_state()
+    with torch.no_grad():
+        out["eager"] = best_ms(lambda: case.reference(*st), repeat)
+    del st
+
+    st = case.make_state()
+    try:
+        torch._dynamo.reset()  # inductor bakes the thread count in at compile time
+        comp = torch.compile(case.reference, dynamic=False)
+        with torch.no_grad():
+            out["compile"] = best_ms(lambda: comp(*st), repeat)
+    except Exception as exc:  # noqa: BLE001 — report and continue, as the brief asks
+        print(f"  torch.compile failed for {case.name} at {threads} thread(s): {type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''}")
+        out["compile"] = "n/a"
+    del st
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000_000, help="synapses per model")
+    ap.add_argument("--models", default=",".join(CASES), help=f"comma list from {','.join(CASES)}")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--threads", default="", help="comma list of thread counts (default: 1 and all)")
+    args = ap.parse_args(argv)
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in CASES]
+    if unknown:
+        raise SystemExit(f"bench/synapses.py: unknown model(s) {unknown}; choose from {list(CASES)}")
+    if args.n <= 0:
+        raise SystemExit("bench/synapses.py: --n must be positive")
+    all_threads = numba.config.NUMBA_NUM_THREADS
+    threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, all_threads})
+
+    print(f"N = {args.n:,} synapses, float32, best of {args.repeat}; torch {torch.__version__}, "
+          f"numba {numba.__version__}, cpus {os.cpu_count()}")
+    hdr = (f"{'model':<18}{'thr':>4}{'fused ms':>10}{'floor ms':>10}{'eager ms':>10}{'compile ms':>11}"
+           f"{'fused/floor':>12}{'eager/fused':>12}{'compile/fused':>14}")
+    rows = []
+    for name in names:
+        case = CASES[name](args.n)
+        for th in threads:
+            r = run_case(case, th, args.repeat)
+            comp = r["compile"]
+            comp_s = f"{comp:>11.2f}" if isinstance(comp, float) else f"{comp:>11}"
+            ratio_c = f"{comp / r['fused']:>14.2f}" if isinstance(comp, float) else f"{'n/a':>14}"
+            rows.append(f"{case.name:<18}{th:>4}{r['fused']:>10.2f}{r['floor']:>10.2f}{r['eager']:>10.2f}{comp_s}"
+                        f"{r['fused'] / r['floor']:>12.2f}{r['eager'] / r['fused']:>12.1f}{ratio_c}")
+            print(rows[-1] if len(rows) > 1 else hdr + "\n" + rows[-1], flush=True)
+    print("\n" + hdr)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
