@@ -1,0 +1,183 @@
+"""``metaspin run``: a continual-learning stream from a TOML config or a shorthand name.
+
+    metaspin run configs/pmnist.toml [--epochs 1 ...]
+    metaspin run pmnist|split-mnist|sequence|rotated|stream|split-nmnist [--quick] [options]
+
+A shorthand without ``--synapse``/``--plugin`` runs the comparison the issue asks for side by side:
+fine-tuning of real-valued weights, fine-tuning of binary weights (metaplastic rule with m = 0), and
+the metaplastic binary network (m = ``--m``, default 1.35); with ``--synapse``/``--plugin`` it runs
+that one learner. ``--quick`` shrinks the run to minutes on two cores (3 tasks × 6,000 training and
+2,000 test samples, one epoch, T = 4, 784-256-256-10, direct-current input).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import STREAMS, SYNAPSES, RunConfig, load_config
+from .plugins import PLUGIN_PARAMS
+from .report import atomic_write_bytes
+
+# Full-size defaults of the shorthands (the issue's calibration network for MNIST-like streams).
+_BASE: dict[str, Any] = dict(hidden=[512, 512], num_steps=8, batch_size=100, epochs=3, encoding="direct",
+                             lr=1e-3, scenario="domain")
+_SHORTHAND: dict[str, dict[str, Any]] = {
+    "pmnist": dict(stream="pmnist", n_tasks=5),
+    "split-mnist": dict(stream="split-mnist", n_tasks=5),
+    "rotated": dict(stream="rotated", n_tasks=5),
+    "sequence": dict(stream="sequence"),
+    "stream": dict(stream="stream", n_tasks=20, epochs=1, batch_size=10, train_subset=1000),
+    "split-nmnist": dict(stream="split-nmnist", n_tasks=5, hidden=[256, 256], epochs=10, batch_size=20,
+                         nmnist_steps=30, nmnist_dt_us=10_000),
+}
+_QUICK: dict[str, Any] = dict(hidden=[256, 256], num_steps=4, epochs=1, train_subset=6000, test_subset=2000)
+_QUICK_TASKS = {"pmnist": 3, "rotated": 3, "stream": 5}
+_DEFAULT_M = 1.35
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``metaspin run``."""
+    parser.add_argument("target", help=f"a TOML config file, or one of: {', '.join(STREAMS)}")
+    parser.add_argument("--tasks", type=int, help="number of tasks")
+    parser.add_argument("--epochs", type=int, help="epochs per task")
+    parser.add_argument("--synapse", choices=SYNAPSES, help="synapse model (default: compare real/binary/metaplastic)")
+    parser.add_argument("--m", type=str, help="metaplasticity m (one value, or comma-separated per layer)")
+    parser.add_argument("--plugin", choices=sorted(PLUGIN_PARAMS), help="continual-learning algorithm")
+    parser.add_argument("--scenario", choices=("task", "domain", "class"), help="van de Ven & Tolias scenario")
+    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--out", type=str, help="output directory (default results/<name>)")
+    parser.add_argument("--quick", action="store_true", help="small, fast version (minutes on 2 cores)")
+    parser.add_argument("--data-root", type=str, help="folder holding mnist/ and nmnist-small/")
+    parser.add_argument("--sequence-dirs", nargs="+", help="MNIST-format directories, one per task (sequence)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _parse_m(text: str) -> float | list[float]:
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError as e:
+        raise ValueError(f"--m: expected a number or comma-separated numbers, got {text!r}") from e
+    return vals[0] if len(vals) == 1 else vals
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    for key, attr in (("n_tasks", "tasks"), ("epochs", "epochs"), ("synapse", "synapse"), ("plugin", "plugin"),
+                      ("scenario", "scenario"), ("seed", "seed"), ("data_root", "data_root")):
+        v = getattr(args, attr, None)
+        if v is not None:
+            o[key] = v
+    if args.sequence_dirs:
+        o["sequence_dirs"] = list(args.sequence_dirs)
+        o.setdefault("n_tasks", len(args.sequence_dirs))
+    if args.no_progress:
+        o["progress"] = False
+    return o
+
+
+def build_configs(args: argparse.Namespace) -> list[RunConfig]:
+    """The run(s) a command line asks for; every config is validated here (before any training)."""
+    o = _overrides(args)
+    m = _parse_m(args.m) if args.m is not None else None
+    if args.target.endswith(".toml") or Path(args.target).is_file():
+        cfg = load_config(args.target)
+        if args.quick:
+            o = {**{k: v for k, v in _QUICK.items()}, "n_tasks": min(cfg.n_tasks, 3)
+                 if cfg.stream in _QUICK_TASKS else cfg.n_tasks, **o}
+        if m is not None:
+            o["synapse_params"] = {**cfg.synapse_params, "m": m}
+        if "synapse" in o and o["synapse"] != cfg.synapse and "synapse_params" not in o:
+            o["synapse_params"] = {}
+        cfg = cfg.replace(**o)
+        out = args.out or cfg.out
+        return [cfg.replace(out=out)]
+    if args.target not in _SHORTHAND:
+        raise ValueError(f"run target {args.target!r}: not a .toml file nor one of {', '.join(_SHORTHAND)}")
+    base = {**_BASE, **_SHORTHAND[args.target]}
+    if args.quick:
+        base.update(_QUICK)
+        if args.target in _QUICK_TASKS:
+            base["n_tasks"] = _QUICK_TASKS[args.target]
+        if args.target == "stream":
+            base.update(epochs=1, train_subset=1000)
+        if args.target == "split-nmnist":
+            base.update(epochs=3, train_subset=None, test_subset=None)
+    base.update(o)
+    if base.get("stream") == "sequence" and "sequence_dirs" not in base:
+        raise ValueError("run sequence: give the datasets with --sequence-dirs DIR [DIR ...]")
+    root = Path(args.out) if args.out else Path("results") / (args.target + ("-quick" if args.quick else ""))
+    learners: list[tuple[str, dict[str, Any]]]
+    if "synapse" in o or "plugin" in o:
+        syn = o.get("synapse", "metaplastic" if m is not None else "real")
+        sp = {"m": m if m is not None else _DEFAULT_M} if syn == "metaplastic" else {}
+        learners = [(f"{syn}-{o.get('plugin', 'naive')}", {"synapse": syn, "synapse_params": sp})]
+        return [RunConfig.from_dict({**base, **kw, "name": n, "out": str(root)}) for n, kw in learners]
+    mm = m if m is not None else _DEFAULT_M
+    learners = [("finetune-real", {"synapse": "real"}),
+                ("finetune-binary-m0", {"synapse": "metaplastic", "synapse_params": {"m": 0.0}}),
+                (f"metaplastic-m{mm}" if not isinstance(mm, list) else "metaplastic-per-layer",
+                 {"synapse": "metaplastic", "synapse_params": {"m": mm}})]
+    return [RunConfig.from_dict({**base, **kw, "name": n, "out": str(root / n)}) for n, kw in learners]
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:6.1f}"
+
+
+def summary_table(results: list[Any]) -> str:
+    """Markdown table, one row per run: ACC, BWT, FWT, forgetting, intransigence, final row."""
+    lines = ["| run | synapse | plugin | scenario | ACC | BWT | FWT | forgetting | intransigence | final R[T-1, j] (%) | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        c, m = r.config, r.metrics
+        sp = "".join(f" {k}={v}" for k, v in c["synapse_params"].items())
+        final = " ".join(f"{100 * v:.1f}" for v in r.matrix[-1]) if r.matrix else "—"
+        lines.append(f"| {c['name']} | {c['synapse']}{sp} | {c['plugin']} | {r.scenario_label} | {_fmt(m.get('acc'))} | "
+                     f"{_fmt(m.get('bwt'))} | {_fmt(m.get('fwt'))} | {_fmt(m.get('forgetting'))} | "
+                     f"{_fmt(m.get('intransigence'))} | {final} | {m.get('train_time_s', 0):.0f} |")
+    return "\n".join(lines)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Entry point of ``metaspin run``; returns the process exit status."""
+    from .runner import run_stream
+    try:
+        configs = build_configs(args)
+    except ValueError as e:
+        print(f"metaspin run: {e}", file=sys.stderr)
+        return 2
+    results = []
+    for cfg in configs:
+        print(f"== {cfg.name}: {cfg.stream}, {cfg.n_tasks} tasks, {cfg.scenario}, synapse={cfg.synapse} "
+              f"{cfg.synapse_params or ''}, plugin={cfg.plugin}, out={cfg.out}", flush=True)
+        try:
+            res = run_stream(cfg, resume=args.resume, log=lambda s: print("  " + s, flush=True))
+        except ValueError as e:
+            print(f"metaspin run: {e}", file=sys.stderr)
+            return 2
+        results.append(res)
+        print(f"  ACC {100 * res.metrics['acc']:.1f}%  BWT {_fmt(res.metrics['bwt']).strip()}  "
+              f"-> {Path(cfg.out) / 'results.json'}", flush=True)
+    table = summary_table(results)
+    print("\n" + table)
+    print("(ACC, BWT, FWT, forgetting, intransigence in percentage points; see each run's report.md)")
+    if len(results) > 1:
+        root = Path(configs[0].out).parent
+        atomic_write_bytes(root / "summary.md", (f"# {args.target}{' --quick' if args.quick else ''}\n\n"
+                                                 + table + "\n").encode())
+        print(f"summary: {root / 'summary.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m metaspin_snn.continual.cli``)."""
+    p = argparse.ArgumentParser(prog="metaspin run")
+    add_run_args(p)
+    return run_cli(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

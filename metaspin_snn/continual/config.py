@@ -1,0 +1,271 @@
+"""Run configuration: a frozen, validated dataclass loadable from TOML.
+
+Every key is checked when the config is built — unknown keys, wrong types and impossible values raise
+``ValueError`` naming the key — so a bad config fails before any data is loaded or any training starts.
+TOML layout: top-level keys are the fields of :class:`RunConfig`; the tables ``[synapse_params]`` and
+``[plugin_params]`` hold keyword arguments of the synapse model's parameter dataclass and of the
+plugin (see :mod:`metaspin_snn.continual.plugins`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .plugins import PLUGIN_PARAMS
+
+STREAMS = ("pmnist", "split-mnist", "sequence", "rotated", "stream", "split-nmnist")
+SCENARIOS = ("task", "domain", "class")
+SYNAPSES = ("real", "metaplastic", "mesu", "bayesbinn", "mtj", "magnetoionic")
+ENCODINGS = ("direct", "rate", "latency")
+NORMS = ("none", "batch", "layer")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one continual-learning run needs (see ``configs/*.toml`` for examples)."""
+
+    name: str = "run"
+    # stream
+    stream: str = "pmnist"
+    n_tasks: int = 5
+    data_root: str | None = None
+    sequence_dirs: tuple[str, ...] = ()
+    identity_first: bool = True
+    angles: tuple[float, ...] = ()
+    max_angle: float = 180.0
+    classes_per_task: int = 2
+    shuffle_classes: bool = False
+    train_subset: int | None = None
+    test_subset: int | None = None
+    nmnist_dt_us: int = 10_000
+    nmnist_steps: int = 30
+    # scenario
+    scenario: str = "domain"
+    task_il: str = "heads"
+    # network
+    hidden: tuple[int, ...] = (512, 512)
+    beta: float = 0.9
+    threshold: float = 1.0
+    reset: str = "zero"
+    norm: str = "none"
+    output: str = "count"
+    gain: float | None = None
+    encoding: str = "direct"
+    num_steps: int = 8
+    rate_gain: float = 1.0
+    # learner
+    synapse: str = "real"
+    synapse_params: dict = field(default_factory=dict)
+    plugin: str = "naive"
+    plugin_params: dict = field(default_factory=dict)
+    # training
+    epochs: int = 1
+    batch_size: int = 100
+    eval_batch_size: int = 1000
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    reset_optimizer: bool = False
+    seed: int = 0
+    # bookkeeping
+    out: str = "results/run"
+    reference: str = "first_task"
+    checkpoint: bool = True
+    hist_bins: int = 60
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+        _check_values(self)
+
+    # ---- conversions ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "RunConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"{source}: expected a table of keys, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for k in d:
+            if k not in known:
+                hint = _closest(k, known)
+                raise ValueError(f"{source}: unknown key {k!r}" + (f" (did you mean {hint!r}?)" if hint else ""))
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def comparable(self) -> dict[str, Any]:
+        """The fields that define the numbers of a run (for resume checks): all but output/UI ones."""
+        d = self.to_dict()
+        for k in ("out", "progress", "checkpoint", "name"):
+            d.pop(k)
+        return d
+
+
+def load_config(path: str | Path, **overrides: Any) -> RunConfig:
+    """Read a TOML file into a :class:`RunConfig`; ``overrides`` (not None) replace file values.
+    Relative ``data_root`` and ``sequence_dirs`` are taken relative to the TOML file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file not found: {path}")
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from e
+    base = path.resolve().parent
+    if isinstance(data.get("data_root"), str) and not Path(data["data_root"]).is_absolute():
+        data["data_root"] = str(base / data["data_root"])
+    if isinstance(data.get("sequence_dirs"), list):
+        data["sequence_dirs"] = [str(base / d) if isinstance(d, str) and not Path(d).is_absolute() else d
+                                 for d in data["sequence_dirs"]]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return RunConfig.from_dict(data, source=str(path))
+
+
+# ---- validation ------------------------------------------------------------------------------
+def _closest(k: str, known: set[str]) -> str | None:
+    import difflib
+    m = difflib.get_close_matches(k, sorted(known), n=1)
+    return m[0] if m else None
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _coerce(key: str, v: Any, tp: Any) -> Any:
+    """Check ``v`` against the annotation ``tp`` (int, float, str, bool, X | None, tuple[X, ...], dict)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if v is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(key, v, inner)
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise ValueError(f"config key {key!r}: expected true/false, got {v!r}")
+        return v
+    if tp is int:
+        if not _is_int(v):
+            raise ValueError(f"config key {key!r}: expected an integer, got {v!r}")
+        return v
+    if tp is float:
+        if not (_is_int(v) or isinstance(v, float)):
+            raise ValueError(f"config key {key!r}: expected a number, got {v!r}")
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"config key {key!r}: must be finite, got {v!r}")
+        return float(v)
+    if tp is str:
+        if not isinstance(v, str):
+            raise ValueError(f"config key {key!r}: expected a string, got {v!r}")
+        return v
+    if origin is tuple:
+        (inner, _) = typing.get_args(tp)
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"config key {key!r}: expected a list, got {v!r}")
+        return tuple(_coerce(f"{key}[{i}]", x, inner) for i, x in enumerate(v))
+    if tp is dict or origin is dict:
+        if not isinstance(v, dict):
+            raise ValueError(f"config key {key!r}: expected a table, got {v!r}")
+        out = {}
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise ValueError(f"config key {key!r}: keys must be strings, got {k!r}")
+            if isinstance(x, (list, tuple)):
+                if not all(isinstance(e, (int, float, str)) for e in x):
+                    raise ValueError(f"config key '{key}.{k}': lists may only hold numbers or strings, got {x!r}")
+                x = list(x)
+            elif not isinstance(x, (int, float, str, bool)):
+                raise ValueError(f"config key '{key}.{k}': expected a number, string, bool or list, got {x!r}")
+            out[k] = x
+        return out
+    raise TypeError(f"unsupported annotation {tp!r} for {key!r}")  # programming error
+
+
+def _choice(c: RunConfig, key: str, options: tuple[str, ...]) -> None:
+    if getattr(c, key) not in options:
+        raise ValueError(f"config key {key!r}: must be one of {', '.join(options)}; got {getattr(c, key)!r}")
+
+
+def _positive(c: RunConfig, key: str, allow_none: bool = False) -> None:
+    v = getattr(c, key)
+    if v is None and allow_none:
+        return
+    if v is None or v <= 0:
+        raise ValueError(f"config key {key!r}: must be > 0, got {v!r}")
+
+
+def _check_values(c: RunConfig) -> None:
+    _choice(c, "stream", STREAMS)
+    _choice(c, "scenario", SCENARIOS)
+    _choice(c, "task_il", ("heads", "norm"))
+    _choice(c, "reset", ("zero", "subtract", "none"))
+    _choice(c, "norm", NORMS)
+    _choice(c, "output", ("count", "membrane"))
+    _choice(c, "encoding", ENCODINGS)
+    _choice(c, "synapse", SYNAPSES)
+    _choice(c, "plugin", tuple(PLUGIN_PARAMS))
+    _choice(c, "optimizer", ("adam", "sgd"))
+    _choice(c, "reference", ("first_task", "single_task", "none"))
+    for key in ("n_tasks", "classes_per_task", "nmnist_dt_us", "nmnist_steps", "num_steps", "epochs",
+                "batch_size", "eval_batch_size", "lr", "hist_bins"):
+        _positive(c, key)
+    for key in ("train_subset", "test_subset", "gain"):
+        _positive(c, key, allow_none=True)
+    if c.seed < 0:
+        raise ValueError(f"config key 'seed': must be >= 0, got {c.seed}")
+    if not c.hidden or any(h <= 0 for h in c.hidden):
+        raise ValueError(f"config key 'hidden': must be a non-empty list of positive layer sizes, got {list(c.hidden)}")
+    if not 0.0 <= c.beta <= 1.0:
+        raise ValueError(f"config key 'beta': membrane decay must be in [0, 1], got {c.beta}")
+    if c.threshold <= 0:
+        raise ValueError(f"config key 'threshold': must be > 0, got {c.threshold}")
+    if c.rate_gain < 0:
+        raise ValueError(f"config key 'rate_gain': must be >= 0, got {c.rate_gain}")
+    if c.stream == "split-mnist" or c.stream == "split-nmnist":
+        if 10 % c.classes_per_task:
+            raise ValueError(f"config key 'classes_per_task': must divide 10, got {c.classes_per_task}")
+        if c.n_tasks != 10 // c.classes_per_task:
+            raise ValueError(f"config key 'n_tasks': {c.stream} with classes_per_task={c.classes_per_task} "
+                             f"has {10 // c.classes_per_task} tasks, got {c.n_tasks}")
+    if c.stream == "sequence":
+        if not c.sequence_dirs:
+            raise ValueError("config key 'sequence_dirs': the 'sequence' stream needs at least one MNIST-format directory")
+        if c.n_tasks != len(c.sequence_dirs):
+            raise ValueError(f"config key 'n_tasks': {len(c.sequence_dirs)} sequence_dirs given, n_tasks={c.n_tasks}")
+        for d in c.sequence_dirs:
+            if not Path(d).is_dir():
+                raise ValueError(f"config key 'sequence_dirs': not a directory: {d}")
+    elif c.sequence_dirs:
+        raise ValueError(f"config key 'sequence_dirs': only used by stream 'sequence', not {c.stream!r}")
+    if c.stream == "rotated" and c.angles and len(c.angles) != c.n_tasks:
+        raise ValueError(f"config key 'angles': {len(c.angles)} angles for n_tasks={c.n_tasks}")
+    if c.angles and c.stream != "rotated":
+        raise ValueError(f"config key 'angles': only used by stream 'rotated', not {c.stream!r}")
+    if c.stream == "stream" and c.epochs != 1:
+        raise ValueError(f"config key 'epochs': the streaming variant makes one pass per task, got {c.epochs}")
+    if c.scenario == "task" and c.task_il == "norm" and c.norm == "none":
+        raise ValueError("config key 'task_il': 'norm' (per-task normalisation sets) needs norm = 'batch' or 'layer'")
+    if c.data_root is not None and not Path(c.data_root).is_dir():
+        raise ValueError(f"config key 'data_root': not a directory: {c.data_root}")
+    bad = set(c.plugin_params) - set(PLUGIN_PARAMS[c.plugin])
+    if bad:
+        raise ValueError(f"config key 'plugin_params.{sorted(bad)[0]}': unknown for plugin {c.plugin!r} "
+                         f"(known: {', '.join(PLUGIN_PARAMS[c.plugin]) or 'none'})")
+    for k, v in c.plugin_params.items():
+        if isinstance(v, (bool, str, list)) or v < 0:
+            raise ValueError(f"config key 'plugin_params.{k}': expected a non-negative number, got {v!r}")

@@ -1,0 +1,259 @@
+"""Continual-learning algorithms as plugins on the runner's training loop.
+
+Hooks (all optional): ``before_task(model, task)``, ``extra_loss(model) -> Tensor | None`` (added to
+the task loss), ``after_backward(model)``, ``after_step(model)``, ``after_task(model, ctx)``, and
+``state_dict()/load_state_dict()`` for checkpoints.
+
+The regularised tensors θ are the network's trainable parameters plus, for every synapse model, its
+effective weight leaf (``SynapseModel.weight``: the gradient of a penalty on it reaches the synapse
+model's own update rule). For real-valued synapses this is the usual parameter vector.
+
+* :class:`Naive` — plain fine-tuning.
+* :class:`EWC` — Kirkpatrick et al. 2017: L = L_t + λ/2 Σ_{k<t} Σ_i F_{k,i} (θ_i − θ*_{k,i})², with the
+  empirical diagonal Fisher F_i = E[(∂ log p(y|x)/∂θ_i)²] over training samples of task k (true
+  labels; mini-batches of ``fisher_batch`` samples, exact per-sample Fisher for ``fisher_batch=1``).
+* :class:`OnlineEWC` — Schwarz et al. 2018 (progress & compress): one running F̃ ← γ F̃ + F_t and one
+  anchor θ* = θ_t; penalty λ/2 Σ F̃ (θ − θ*)².
+* :class:`SI` — Zenke et al. 2017 (synaptic intelligence): per step ω_i −= g_i Δθ_i (g = gradient of the
+  total loss used by that step); at task end Ω_i += ω_i / ((θ_i(end) − θ_i(start))² + ξ), ω ← 0;
+  penalty c Σ Ω_i (θ_i − θ*_i)².
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..synapses.base import SynapseModel
+from .streams import Task
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+def regularised_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Name → tensor for every trainable parameter and every synapse model's effective weight."""
+    out: dict[str, torch.Tensor] = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, SynapseModel):
+            out[f"{name}.<w_eff>" if name else "<w_eff>"] = mod.effective_weight()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            out[name] = p
+    return out
+
+
+def _grad_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Current gradients, read *before* anything refreshes a synapse model (which clears its grad)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, SynapseModel):
+            g = mod.weight.grad
+            out[f"{name}.<w_eff>" if name else "<w_eff>"] = (torch.zeros_like(mod.weight) if g is None
+                                                            else g.detach().clone())
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            out[name] = torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
+    return out
+
+
+def _values(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in regularised_tensors(model).items()}
+
+
+@dataclass
+class TaskContext:
+    """What ``after_task`` gets: the finished task, the task argument for the network, and a
+    function ``batches(batch_size, n_samples)`` over its training data as ``(x[T,B,...], targets)``."""
+
+    task: Task
+    task_arg: int | None
+    batches: Callable[[int, int], Batches]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Plugin:
+    """Base plugin: every hook is a no-op (naive fine-tuning)."""
+
+    name = "naive"
+
+    def before_task(self, model: nn.Module, task: Task) -> None:
+        pass
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        return None
+
+    def after_backward(self, model: nn.Module) -> None:
+        pass
+
+    def after_step(self, model: nn.Module) -> None:
+        pass
+
+    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class Naive(Plugin):
+    """Fine-tuning: no protection of earlier tasks."""
+
+    name = "naive"
+
+
+def _quadratic(model: nn.Module, weights: dict[str, torch.Tensor], anchors: dict[str, torch.Tensor]) -> torch.Tensor:
+    cur = regularised_tensors(model)
+    missing = set(weights) - set(cur)
+    if missing:
+        raise RuntimeError(f"regulariser: model lost tensors {sorted(missing)[:3]} since the anchor was taken")
+    total = None
+    for k, w in weights.items():
+        term = (w * (cur[k] - anchors[k]) ** 2).sum()
+        total = term if total is None else total + term
+    return total if total is not None else torch.zeros(())
+
+
+def empirical_fisher(model: nn.Module, ctx: TaskContext, n_samples: int, batch_size: int) -> dict[str, torch.Tensor]:
+    """Diagonal empirical Fisher: mean over mini-batches of (∂ mean_batch log p(y|x)/∂θ)², computed
+    with the network in eval mode (deterministic synapses, running normalisation statistics)."""
+    was_training = model.training
+    model.eval()
+    acc = {k: torch.zeros_like(v) for k, v in regularised_tensors(model).items()}
+    n_batches = 0
+    for x, y in ctx.batches(batch_size, n_samples):
+        for k, v in regularised_tensors(model).items():
+            v.grad = None
+        out = model(x, task=ctx.task_arg)
+        loss = ctx.loss_fn(out.logits, y)
+        loss.backward()
+        for k, g in _grad_of(model).items():
+            acc[k] += g ** 2
+        n_batches += 1
+    for v in regularised_tensors(model).values():
+        v.grad = None
+    model.train(was_training)
+    if n_batches == 0:
+        raise RuntimeError(f"EWC: no batches to estimate the Fisher of task {ctx.task.name!r}")
+    return {k: v / n_batches for k, v in acc.items()}
+
+
+class EWC(Plugin):
+    """Elastic weight consolidation with one Fisher and anchor per finished task."""
+
+    name = "ewc"
+
+    def __init__(self, lam: float = 1000.0, fisher_samples: int = 500, fisher_batch: int = 1) -> None:
+        if not lam >= 0:
+            raise ValueError(f"EWC: lambda must be >= 0, got {lam}")
+        if fisher_samples < 1 or fisher_batch < 1:
+            raise ValueError("EWC: fisher_samples and fisher_batch must be >= 1")
+        self.lam, self.fisher_samples, self.fisher_batch = float(lam), int(fisher_samples), int(fisher_batch)
+        self.fishers: list[dict[str, torch.Tensor]] = []
+        self.anchors: list[dict[str, torch.Tensor]] = []
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        if not self.fishers or self.lam == 0:
+            return None
+        return 0.5 * self.lam * sum(_quadratic(model, f, a) for f, a in zip(self.fishers, self.anchors))
+
+    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
+        self.fishers.append(empirical_fisher(model, ctx, self.fisher_samples, self.fisher_batch))
+        self.anchors.append(_values(model))
+
+    def state_dict(self) -> dict:
+        return {"fishers": self.fishers, "anchors": self.anchors}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fishers, self.anchors = list(state["fishers"]), list(state["anchors"])
+
+
+class OnlineEWC(EWC):
+    """Online EWC: F̃ ← γ F̃ + F_t, θ* ← θ_t (Schwarz et al. 2018)."""
+
+    name = "online-ewc"
+
+    def __init__(self, lam: float = 1000.0, gamma: float = 1.0, fisher_samples: int = 500,
+                 fisher_batch: int = 1) -> None:
+        super().__init__(lam, fisher_samples, fisher_batch)
+        if not 0 <= gamma <= 1:
+            raise ValueError(f"OnlineEWC: gamma must be in [0, 1], got {gamma}")
+        self.gamma = float(gamma)
+
+    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
+        f = empirical_fisher(model, ctx, self.fisher_samples, self.fisher_batch)
+        if self.fishers:
+            f = {k: self.gamma * self.fishers[0][k] + v for k, v in f.items()}
+        self.fishers = [f]
+        self.anchors = [_values(model)]
+
+
+class SI(Plugin):
+    """Synaptic intelligence (path-integral importance)."""
+
+    name = "si"
+
+    def __init__(self, c: float = 1.0, xi: float = 0.1) -> None:
+        if not c >= 0 or not xi > 0:
+            raise ValueError(f"SI: need c >= 0 and xi > 0, got c={c}, xi={xi}")
+        self.c, self.xi = float(c), float(xi)
+        self.omega: dict[str, torch.Tensor] = {}   # running path integral of the current task
+        self.big_omega: dict[str, torch.Tensor] = {}
+        self.anchor: dict[str, torch.Tensor] = {}  # θ at the end of the previous task
+        self.start: dict[str, torch.Tensor] = {}   # θ at the start of the current task
+        self.prev: dict[str, torch.Tensor] = {}    # θ before the last step
+
+    def before_task(self, model: nn.Module, task: Task) -> None:
+        self.start = _values(model)
+        self.prev = {k: v.clone() for k, v in self.start.items()}
+        self.omega = {k: torch.zeros_like(v) for k, v in self.start.items()}
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        if not self.big_omega or self.c == 0:
+            return None
+        return self.c * _quadratic(model, self.big_omega, self.anchor)
+
+    def after_step(self, model: nn.Module) -> None:
+        grads = _grad_of(model)          # before _values(): refreshing a synapse model clears its grad
+        cur = _values(model)
+        for k, v in cur.items():
+            self.omega[k] -= grads[k] * (v - self.prev[k])
+        self.prev = cur
+
+    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
+        end = _values(model)
+        for k, v in end.items():
+            upd = self.omega[k] / ((v - self.start[k]) ** 2 + self.xi)
+            self.big_omega[k] = self.big_omega.get(k, torch.zeros_like(v)) + upd
+        self.anchor = end
+
+    def state_dict(self) -> dict:
+        return {"big_omega": self.big_omega, "anchor": self.anchor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.big_omega, self.anchor = dict(state["big_omega"]), dict(state["anchor"])
+
+
+PLUGIN_PARAMS: dict[str, tuple[str, ...]] = {
+    "naive": (),
+    "ewc": ("lam", "fisher_samples", "fisher_batch"),
+    "online-ewc": ("lam", "gamma", "fisher_samples", "fisher_batch"),
+    "si": ("c", "xi"),
+}
+
+
+def make_plugin(name: str, **params: float) -> Plugin:
+    """Plugin by name (``naive``, ``ewc``, ``online-ewc``, ``si``) with its keyword parameters."""
+    if name not in PLUGIN_PARAMS:
+        raise ValueError(f"plugin must be one of {sorted(PLUGIN_PARAMS)}, got {name!r}")
+    bad = set(params) - set(PLUGIN_PARAMS[name])
+    if bad:
+        raise ValueError(f"plugin_params.{sorted(bad)[0]}: unknown parameter for plugin {name!r} "
+                         f"(known: {', '.join(PLUGIN_PARAMS[name]) or 'none'})")
+    cls = {"naive": Naive, "ewc": EWC, "online-ewc": OnlineEWC, "si": SI}[name]
+    return cls(**params)

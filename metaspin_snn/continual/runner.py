@@ -1,0 +1,550 @@
+"""The continual-learning runner: trains a spiking network task after task, evaluates it on every task
+after each one, and keeps the accuracy matrix, costs, checkpoints and reports.
+
+Loop (``run_stream``)::
+
+    b_j ← accuracy of the untrained network on every task j           (for FWT)
+    for task i:
+        reseed every generator from (seed, i)                          (resume-exact)
+        plugin.before_task
+        for each epoch, mini-batch:  L = CE(net(x, task_arg), y) + plugin.extra_loss(net)
+            backward; plugin.after_backward; optimiser.step (synapse models' own fused updates +
+            torch optimiser on ordinary parameters); plugin.after_step
+        plugin.after_task (e.g. EWC's Fisher); SynapseModel.task_boundary() for every synapse model
+        R[i, j] ← accuracy on every task j;  costs; histograms of the hidden variable
+        results.json + checkpoint.pt (atomic)
+
+Data order and rate-code noise come from generators seeded by (seed, task, epoch), and all global
+generators (torch, numpy, random, Numba) are reseeded at the start of every task, so a run resumed from
+the checkpoint after task i continues with exactly the numbers of an uninterrupted run (the RNG states
+are also saved and restored, for code that draws between tasks).
+
+Intransigence (Chaudhry et al. 2018) needs a reference accuracy a*_k per task. ``reference``:
+``"first_task"`` uses R[0, 0] for every k — the accuracy the same learner reaches on a task it learns
+from scratch; a cheap proxy that is exact in expectation when tasks are equally hard (permuted/rotated
+MNIST), not for split MNIST; ``"single_task"`` trains a fresh network (same config and seed) on each
+task alone and uses its accuracy (T extra trainings; not checkpointed); ``"none"`` skips it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..seed import seed_everything
+from ..synapses.base import SynapseModel
+from . import metrics as M
+from .config import RunConfig
+from .plugins import Plugin, TaskContext, make_plugin
+from .report import atomic_write_bytes, write_reports
+from .scenarios import Scenario
+from .streams import (Task, dataset_sequence, encode_batch, iter_batches, permuted_mnist, rotated_mnist,
+                      split_mnist, split_nmnist)
+
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "results.json"
+STREAM_DEFAULT_SUBSET = 1000  # samples per task of the streaming variant unless train_subset is set
+
+
+# ---- results -----------------------------------------------------------------------------------
+@dataclass
+class Results:
+    """Everything a run reports; ``matrix[i][j]`` = accuracy on task j after training task i."""
+
+    config: dict
+    versions: dict
+    seed: int
+    task_names: list[str]
+    scenario_label: str
+    random_init: list[float] = field(default_factory=list)
+    matrix: list[list[float]] = field(default_factory=list)
+    per_task: list[dict] = field(default_factory=list)
+    hidden_hists: list[dict] = field(default_factory=list)
+    reference: list[float] | None = None
+    reference_kind: str = "none"
+    metrics: dict = field(default_factory=dict)
+    forgetting_per_step: list[float | None] = field(default_factory=list)
+    complete: bool = False
+    wall_time_s: float = 0.0
+
+    @property
+    def title(self) -> str:
+        c = self.config
+        sp = "".join(f" {k}={v}" for k, v in c.get("synapse_params", {}).items())
+        return f"{c['stream']} · {self.scenario_label} · {c['synapse']}{sp} · {c['plugin']}"
+
+    def compute_metrics(self) -> None:
+        """Fill ``metrics`` from the finished rows (ACC/BWT/forgetting over the tasks seen so far)."""
+        n = len(self.matrix)
+        if n == 0:
+            self.metrics = {}
+            return
+        R = np.asarray(self.matrix, dtype=float)[:, :n]
+        ref = None if self.reference is None else self.reference[:n]
+        self.metrics = M.all_metrics(R, self.random_init[:n], ref)
+        self.metrics["final_accuracy_all_tasks"] = float(np.mean(self.matrix[-1]))
+        self.metrics["train_time_s"] = float(sum(t["train_time_s"] for t in self.per_task))
+        self.metrics["spikes_per_sample"] = float(np.mean([t["spikes_per_sample"] for t in self.per_task]))
+        self.forgetting_per_step = M.forgetting_per_step(R)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Results":
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        """Write JSON atomically (strict JSON: undefined metrics are ``null``)."""
+        atomic_write_bytes(path, json.dumps(self.to_dict(), indent=1, allow_nan=False).encode())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Results":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _pkg_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("metaspin-snn")
+    except Exception:  # not installed as a distribution
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded with every result."""
+    import numba
+    import snntorch
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "numba": numba.__version__, "snntorch": snntorch.__version__, "metaspin_snn": _pkg_version()}
+
+
+# ---- seeds ---------------------------------------------------------------------------------------
+_TRAIN, _EVAL, _ENC, _TASK, _REF, _INIT = 1, 2, 3, 4, 5, 6
+
+
+def derived_seed(seed: int, *salt: int) -> int:
+    """A 31-bit seed derived from ``seed`` and integer salts (NumPy SeedSequence hashing)."""
+    return int(np.random.SeedSequence([int(seed), *map(int, salt)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _gen(seed: int, *salt: int) -> torch.Generator:
+    return torch.Generator().manual_seed(derived_seed(seed, *salt))
+
+
+def rng_state() -> dict[str, Any]:
+    """States of torch's CPU generator, NumPy's, Python's and (where reachable) Numba's main-thread one."""
+    st: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                          "random": random.getstate(), "numba": None}
+    try:
+        from numba import _helperlib
+        st["numba"] = _helperlib.rnd_get_state(_helperlib.rnd_get_np_state_ptr())
+    except Exception:  # private API; absent in some Numba builds
+        pass
+    return st
+
+
+def set_rng_state(st: dict[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["random"])
+    if st.get("numba") is not None:
+        try:
+            from numba import _helperlib
+            _helperlib.rnd_set_state(_helperlib.rnd_get_np_state_ptr(), st["numba"])
+        except Exception:
+            pass
+
+
+# ---- construction --------------------------------------------------------------------------------
+def build_stream(config: RunConfig) -> list[Task]:
+    """The task list a config describes (deterministic in ``config.seed``)."""
+    c = config
+    kw = dict(seed=c.seed, train_subset=c.train_subset, test_subset=c.test_subset)
+    if c.stream == "pmnist":
+        return permuted_mnist(c.n_tasks, root=c.data_root, identity_first=c.identity_first, **kw)
+    if c.stream == "stream":
+        kw["train_subset"] = c.train_subset or STREAM_DEFAULT_SUBSET
+        return permuted_mnist(c.n_tasks, root=c.data_root, identity_first=c.identity_first, **kw)
+    if c.stream == "rotated":
+        return rotated_mnist(c.n_tasks, root=c.data_root, angles=list(c.angles) or None,
+                             max_angle=c.max_angle, **kw)
+    if c.stream == "split-mnist":
+        return split_mnist(root=c.data_root, classes_per_task=c.classes_per_task,
+                           shuffle_classes=c.shuffle_classes, **kw)
+    if c.stream == "split-nmnist":
+        return split_nmnist(root=c.data_root, classes_per_task=c.classes_per_task,
+                            shuffle_classes=c.shuffle_classes, dt_us=c.nmnist_dt_us, num_steps=c.nmnist_steps, **kw)
+    if c.stream == "sequence":
+        return dataset_sequence(list(c.sequence_dirs), **kw)
+    raise ValueError(f"config key 'stream': unknown stream {c.stream!r}")
+
+
+def _synapse_classes(name: str) -> tuple[type, type]:
+    if name == "metaplastic":
+        from ..synapses.metaplastic import MetaplasticBinary, MetaplasticBinaryParams
+        return MetaplasticBinary, MetaplasticBinaryParams
+    if name == "mesu":
+        from ..synapses.mesu import MESU, MESUParams
+        return MESU, MESUParams
+    if name == "bayesbinn":
+        from ..synapses.bayesbinn import BayesianBinary, BayesianBinaryParams
+        return BayesianBinary, BayesianBinaryParams
+    if name == "mtj":
+        from ..synapses.mtj import MetaplasticMTJ, MTJParams
+        return MetaplasticMTJ, MTJParams
+    if name == "magnetoionic":
+        from ..synapses.magnetoionic import MagnetoIonicPair, MagnetoIonicParams
+        return MagnetoIonicPair, MagnetoIonicParams
+    raise ValueError(f"config key 'synapse': unknown synapse model {name!r}")
+
+
+def synapse_factory(name: str, n_layers: int, seed: int = 0,
+                    **params: Any) -> list[Callable[[tuple[int, ...]], SynapseModel]] | None:
+    """Per-layer factories ``shape -> SynapseModel`` for synapse ``name`` (``"real"`` → None: ordinary
+    parameters trained by the torch optimiser). ``params`` are fields of the model's parameter
+    dataclass; a list for a scalar field gives one value per layer (e.g. ``m = [1, 3, 3]``). Each
+    layer's ``seed`` is ``seed·1000 + layer`` unless given. Raises ``ValueError`` naming a bad key."""
+    if name == "real":
+        if params:
+            raise ValueError(f"config key 'synapse_params.{sorted(params)[0]}': synapse 'real' takes no parameters")
+        return None
+    cls, pcls = _synapse_classes(name)
+    fields = {f.name: f for f in dataclasses.fields(pcls)}
+    per_layer: list[dict[str, Any]] = [{} for _ in range(n_layers)]
+    for k, v in params.items():
+        if k not in fields:
+            raise ValueError(f"config key 'synapse_params.{k}': not a parameter of {pcls.__name__} "
+                             f"(known: {', '.join(fields)})")
+        default = fields[k].default
+        if isinstance(v, list) and not isinstance(default, tuple):
+            if len(v) != n_layers:
+                raise ValueError(f"config key 'synapse_params.{k}': {len(v)} per-layer values for {n_layers} layers")
+            for li in range(n_layers):
+                per_layer[li][k] = v[li]
+        else:
+            v = tuple(v) if isinstance(v, list) else v
+            for li in range(n_layers):
+                per_layer[li][k] = v
+    out = []
+    for li in range(n_layers):
+        kw = dict(per_layer[li])
+        if "seed" in fields and "seed" not in kw:
+            kw["seed"] = int(seed) * 1000 + li
+        try:
+            p = pcls(**kw)
+        except ValueError as e:
+            raise ValueError(f"config key 'synapse_params' (layer {li}): {e}") from e
+        except TypeError as e:
+            raise ValueError(f"config key 'synapse_params' (layer {li}): {e}") from e
+        out.append(_Factory(cls, p))
+    return out
+
+
+@dataclass(frozen=True)
+class _Factory:
+    cls: type
+    params: Any
+
+    def __call__(self, shape: tuple[int, ...]) -> SynapseModel:
+        return self.cls(shape, self.params)
+
+
+def _n_synapse_layers(config: RunConfig) -> int:
+    return len(config.hidden) + 1
+
+
+def check_synapse_params(config: RunConfig) -> None:
+    """Build the synapse factories (and one tiny synapse per layer) so bad ``synapse_params`` fail
+    before any data is loaded."""
+    facs = synapse_factory(config.synapse, _n_synapse_layers(config), config.seed, **config.synapse_params)
+    for f in facs or []:
+        f((2, 2))
+
+
+def build_model(config: RunConfig, tasks: Sequence[Task], scenario: Scenario) -> nn.Module:
+    """A :class:`~metaspin_snn.networks.SpikingMLP` for the stream: inputs = flattened per-step input,
+    ``hidden`` layers, outputs/heads/normalisation sets from the scenario."""
+    from .. import networks as nets
+    shapes = {t.input_shape for t in tasks}
+    if len(shapes) != 1:
+        raise ValueError(f"all tasks must share one input shape, got {sorted(shapes)}")
+    n_in = int(np.prod(next(iter(shapes))))
+    sizes = [n_in, *config.hidden, scenario.n_outputs(tasks)]
+    syn = synapse_factory(config.synapse, len(sizes) - 1, config.seed, **config.synapse_params)
+    return nets.SpikingMLP(sizes, beta=config.beta, threshold=config.threshold, reset=config.reset,
+                           synapse=syn, norm=None if config.norm == "none" else config.norm,
+                           n_norm_sets=scenario.n_norm_sets(tasks), heads=scenario.heads(tasks),
+                           output=config.output, gain=config.gain)
+
+
+def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    from .. import networks as nets
+    return nets.make_optimizer(model, lr=config.lr, kind=config.optimizer)
+
+
+# ---- measurements ----------------------------------------------------------------------------------
+def device_counters(model: nn.Module) -> dict[str, float]:
+    """Sum over synapse models of every ``total_<name>()`` counter they expose (pulses, switches,
+    refreshes, energy_pj, …); empty for models without device counters."""
+    out: dict[str, float] = {}
+    for s in (m for m in model.modules() if isinstance(m, SynapseModel)):
+        for attr in dir(type(s)):
+            if attr.startswith("total_") and callable(getattr(s, attr)):
+                out[attr[len("total_"):]] = out.get(attr[len("total_"):], 0.0) + float(getattr(s, attr)())
+    return out
+
+
+def hidden_histograms(model: nn.Module, bins: int) -> dict[str, dict]:
+    """Histogram of ``hidden()`` for every synapse model, keyed by module path."""
+    out: dict[str, dict] = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, SynapseModel):
+            try:
+                h = mod.hidden()
+            except NotImplementedError:
+                continue
+            v = h.detach().float().flatten().cpu().numpy()
+            counts, edges = np.histogram(v, bins=bins)
+            out[name or "synapse"] = {"edges": edges.tolist(), "counts": counts.tolist(),
+                                      "mean_abs": float(np.abs(v).mean()), "std": float(v.std())}
+    return out
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the network's logits (spike counts or membrane, per ``output``)."""
+    return F.cross_entropy(logits, target)
+
+
+# ---- one task ---------------------------------------------------------------------------------------
+@dataclass
+class _Ctx:
+    config: RunConfig
+    scenario: Scenario
+    progress: bool
+
+    def encode(self, task: Task, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        c = self.config
+        return encode_batch(task, x, num_steps=c.num_steps, encoding=c.encoding, flatten=True,
+                            generator=gen, gain=c.rate_gain)
+
+
+def train_task(model: nn.Module, opt: torch.optim.Optimizer, plugin: Plugin, task: Task, step_id: int,
+               ctx: _Ctx) -> tuple[float, int]:
+    """Train ``epochs`` passes over ``task``; returns (mean task loss, number of steps)."""
+    from tqdm.auto import tqdm
+    c = ctx.config
+    model.train()
+    task_arg = ctx.scenario.task_arg(task)
+    n_per_epoch = math.ceil(task.size("train") / c.batch_size)
+    total, n = 0.0, 0
+    bar = tqdm(total=n_per_epoch * c.epochs, desc=f"task {step_id + 1} {task.name}", unit="batch",
+               disable=not ctx.progress, leave=True, dynamic_ncols=True)
+    try:
+        for epoch in range(c.epochs):
+            g_order = _gen(c.seed, _TRAIN, step_id, epoch)
+            g_enc = _gen(c.seed, _ENC, step_id, epoch)
+            for x, y in iter_batches(task, "train", c.batch_size, shuffle=True, generator=g_order):
+                xe = ctx.encode(task, x, g_enc)
+                target = ctx.scenario.targets(task, y)
+                opt.zero_grad()
+                out = model(xe, task=task_arg)
+                loss = loss_fn(out.logits, target)
+                extra = plugin.extra_loss(model)
+                (loss if extra is None else loss + extra).backward()
+                lv = float(loss.detach())
+                if not math.isfinite(lv):
+                    raise RuntimeError(f"task {step_id} ({task.name}), epoch {epoch}, step {n}: loss is {lv}")
+                plugin.after_backward(model)
+                opt.step()
+                plugin.after_step(model)
+                total += lv
+                n += 1
+                bar.update(1)
+                if n % 20 == 0:
+                    bar.set_postfix(loss=f"{total / n:.3f}")
+    finally:
+        bar.close()
+    return total / max(n, 1), n
+
+
+def evaluate_task(model: nn.Module, task: Task, ctx: _Ctx) -> Any:
+    """``networks.evaluate`` on the test split of ``task`` (deterministic encoding noise per task)."""
+    from .. import networks as nets
+    c = ctx.config
+    g = _gen(c.seed, _EVAL, task.id)
+    batches = ((ctx.encode(task, x, g), ctx.scenario.targets(task, y))
+               for x, y in iter_batches(task, "test", c.eval_batch_size, shuffle=False))
+    was = model.training
+    model.eval()
+    try:
+        return nets.evaluate(model, batches, task=ctx.scenario.task_arg(task))
+    finally:
+        model.train(was)
+
+
+def _fisher_batches(task: Task, ctx: _Ctx) -> Callable[[int, int], Any]:
+    def batches(batch_size: int, n_samples: int):
+        g = _gen(ctx.config.seed, _TASK, task.id, 99)
+        for x, y in iter_batches(task, "train", batch_size, shuffle=True, generator=g, limit=n_samples):
+            yield ctx.encode(task, x, g), ctx.scenario.targets(task, y)
+    return batches
+
+
+# ---- checkpoint ------------------------------------------------------------------------------------
+def save_checkpoint(path: Path, *, config: RunConfig, next_task: int, model: nn.Module,
+                    opt: torch.optim.Optimizer, plugin: Plugin, results: Results) -> None:
+    """Everything needed to continue after task ``next_task - 1``, written atomically."""
+    import io
+    buf = io.BytesIO()
+    torch.save({"format": 1, "config": config.comparable(), "next_task": next_task,
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "plugin": plugin.state_dict(),
+                "rng": rng_state(), "results": results.to_dict()}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ValueError(f"cannot read checkpoint {path}: {e}") from e
+
+
+# ---- the run ----------------------------------------------------------------------------------------
+def run_stream(config: RunConfig, *, resume: bool = False, tasks: Sequence[Task] | None = None,
+               stop_after: int | None = None, progress: bool | None = None,
+               log: Callable[[str], None] | None = None) -> Results:
+    """Train on every task of the stream in turn and evaluate on all tasks after each one.
+
+    ``resume``: continue from ``<out>/checkpoint.pt`` if it exists (the config's numeric fields must
+    match). ``tasks``: a pre-built stream (default: :func:`build_stream`). ``stop_after``: return after
+    checkpointing task ``stop_after`` (a controlled stop, as if killed there). Writes
+    ``results.json`` after every task and PNG/markdown reports at the end."""
+    log = log or (lambda s: None)
+    progress = config.progress if progress is None else progress
+    check_synapse_params(config)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT
+    t_start = time.perf_counter()
+
+    tasks = list(build_stream(config) if tasks is None else tasks)
+    if [t.id for t in tasks] != list(range(len(tasks))):
+        raise ValueError("task ids must be 0..T-1 in stream order")
+    if len(tasks) != config.n_tasks:
+        raise ValueError(f"config key 'n_tasks': {config.n_tasks}, but the stream has {len(tasks)} tasks")
+    scenario = Scenario(config.scenario, config.task_il)
+    ctx = _Ctx(config, scenario, progress)
+
+    seed_everything(derived_seed(config.seed, _INIT))
+    model = build_model(config, tasks, scenario)
+    opt = build_optimizer(config, model)
+    plugin = make_plugin(config.plugin, **config.plugin_params)
+    res = Results(config=config.to_dict(), versions=versions(), seed=config.seed,
+                  task_names=[t.name for t in tasks], scenario_label=scenario.label,
+                  reference_kind=config.reference)
+    start = 0
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        if ck.get("config") != config.comparable():
+            diff = sorted(k for k in set(ck.get("config", {})) | set(config.comparable())
+                          if ck.get("config", {}).get(k) != config.comparable().get(k))
+            raise ValueError(f"--resume: checkpoint {ckpt_path} was made with a different config "
+                             f"(keys differ: {', '.join(diff)})")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        plugin.load_state_dict(ck["plugin"])
+        set_rng_state(ck["rng"])
+        res = Results.from_dict(ck["results"])
+        res.config = config.to_dict()
+        start = int(ck["next_task"])
+        log(f"resumed from {ckpt_path} after task {start - 1}")
+    elif resume:
+        log(f"no checkpoint in {out}; starting from the beginning")
+
+    if start == 0:
+        t0 = time.perf_counter()
+        res.random_init = [evaluate_task(model, t, ctx).accuracy for t in tasks]
+        log(f"random-init accuracies b_j: {', '.join(f'{100 * b:.1f}' for b in res.random_init)} "
+            f"({time.perf_counter() - t0:.1f} s)")
+
+    for i in range(start, len(tasks)):
+        task = tasks[i]
+        seed_everything(derived_seed(config.seed, _TASK, i))
+        if config.reset_optimizer and i > 0:
+            opt = build_optimizer(config, model)
+        dev0 = device_counters(model)
+        t0 = time.perf_counter()
+        plugin.before_task(model, task)
+        loss, n_steps = train_task(model, opt, plugin, task, i, ctx)
+        plugin.after_task(model, TaskContext(task, scenario.task_arg(task), _fisher_batches(task, ctx), loss_fn))
+        for s in (m for m in model.modules() if isinstance(m, SynapseModel)):
+            s.task_boundary()
+        t_train = time.perf_counter() - t0
+        dev1 = device_counters(model)
+        t0 = time.perf_counter()
+        evals = [evaluate_task(model, t, ctx) for t in tasks]
+        t_eval = time.perf_counter() - t0
+        res.matrix.append([float(e.accuracy) for e in evals])
+        res.per_task.append({
+            "task": task.name, "train_time_s": t_train, "eval_time_s": t_eval, "train_loss": loss,
+            "steps": n_steps, "test_loss": float(evals[i].loss),
+            "spikes_per_sample": float(sum(evals[i].spikes_per_sample)),
+            "spikes_per_sample_per_layer": [float(v) for v in evals[i].spikes_per_sample],
+            "device": {k: dev1[k] - dev0.get(k, 0.0) for k in dev1},
+        })
+        res.hidden_hists.append(hidden_histograms(model, config.hist_bins))
+        if config.reference == "first_task":
+            res.reference = [res.matrix[0][0]] * len(tasks)
+        res.compute_metrics()
+        res.wall_time_s += time.perf_counter() - t_start
+        t_start = time.perf_counter()
+        res.save(out / RESULTS)
+        if config.checkpoint:
+            save_checkpoint(ckpt_path, config=config, next_task=i + 1, model=model, opt=opt, plugin=plugin,
+                            results=res)
+        log(f"task {i + 1}/{len(tasks)} {task.name}: acc on it {100 * evals[i].accuracy:.1f}%, "
+            f"mean over seen {100 * np.mean(res.matrix[-1][:i + 1]):.1f}% "
+            f"(train {t_train:.1f} s, eval {t_eval:.1f} s)")
+        if stop_after is not None and i >= stop_after and i < len(tasks) - 1:
+            return res
+
+    if not res.complete:
+        if config.reference == "single_task":
+            res.reference = single_task_reference(config, tasks, scenario, ctx, log)
+        res.complete = True
+        res.compute_metrics()
+        res.wall_time_s += time.perf_counter() - t_start
+        res.save(out / RESULTS)
+        if config.checkpoint:
+            save_checkpoint(ckpt_path, config=config, next_task=len(tasks), model=model, opt=opt,
+                            plugin=plugin, results=res)
+    write_reports(res, out)
+    return res
+
+
+def single_task_reference(config: RunConfig, tasks: Sequence[Task], scenario: Scenario, ctx: _Ctx,
+                          log: Callable[[str], None]) -> list[float]:
+    """Accuracy of a fresh network (same config) trained on task k alone, for every k."""
+    ref = []
+    for k, task in enumerate(tasks):
+        seed_everything(derived_seed(config.seed, _REF, k))
+        model = build_model(config, tasks, scenario)
+        opt = build_optimizer(config, model)
+        train_task(model, opt, Plugin(), task, k, ctx)
+        ref.append(float(evaluate_task(model, task, ctx).accuracy))
+        log(f"single-task reference {k}: {100 * ref[-1]:.1f}%")
+    return ref
