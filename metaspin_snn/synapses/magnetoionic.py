@@ -147,14 +147,18 @@ def f_inv_torch(y: torch.Tensor, p: MagnetoIonicParams) -> torch.Tensor:
     return torch.clamp(x, 0.0, p.x_max)
 
 
-@numba.njit(inline="always", cache=True, error_model="numpy")
+_JIT = dict(cache=True, error_model="numpy")  # no fastmath: float32 bit-equality with torch
+_BLOCK = 4096  # synapses per block: the pulse loop vectorises, rare refreshes are fixed up in cache
+
+
+@numba.njit(**_JIT)
 def _f_nb(x: float, kind: int, p0: float, p1: float, p2: float) -> float:
     if kind == 0:
         return p0 * x + p1
     return p0 * math.exp(-x / p1) + p2
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(**_JIT)
 def _finv_nb(y: float, kind: int, p0: float, p1: float, p2: float, x_max: float) -> float:
     if kind == 0:
         x = (y - p1) / p0
@@ -163,59 +167,107 @@ def _finv_nb(y: float, kind: int, p0: float, p1: float, p2: float, x_max: float)
     return min(max(x, 0.0), x_max)
 
 
-_JIT = dict(cache=True, error_model="numpy")  # no fastmath: float32 bit-equality with torch
-
-
-@numba.njit(inline="always", **_JIT)
-def _mi_elem(i, g, x1, x2, nu1, nu2, n_pulse, n_refresh, lr32, min32, xmax32, f0, x_max,
-             kind, p0, p1, p2):  # pragma: no cover - compiled
-    """Update synapse ``i`` in place: pulse (float32, bit-equal to torch), refresh (float64)."""
-    gi = g[i]
-    if gi == 0:
+@numba.njit(**_JIT)
+def _mi_block(g, x1, x2, nu1, nu2, n_pulse, n_refresh, lr, min_dx, x_max,
+              kind, p0, p1, p2):  # pragma: no cover - compiled
+    """One block (array slices): branch-free, vectorised pulse pass (float32, bit-equal to torch),
+    then the refreshes of this block (float64) while it is still in cache. (Slices index from 0, so
+    LLVM knows i ≥ 0 and vectorises; ``range(lo, hi)`` on the full arrays did not.)"""
+    lr32, min32, xmax32 = np.float32(lr), np.float32(min_dx), np.float32(x_max)
+    nsat = 0
+    for i in range(g.size):
+        gi = g[i]
+        ag = abs(gi)
+        dx1 = lr32 * ag * nu1[i]
+        dx2 = lr32 * ag * nu2[i]
+        q1 = (gi < 0) & (dx1 >= min32) & (dx1 > 0)  # w should rise: pulse device 1 (f' < 0)
+        q2 = (gi > 0) & (dx2 >= min32) & (dx2 > 0)  # w should fall: pulse device 2
+        a1 = x1[i]
+        a2 = x2[i]
+        y1 = min(a1 + dx1, xmax32)
+        y2 = min(a2 + dx2, xmax32)
+        y1 = y1 if q1 else a1
+        y2 = y2 if q2 else a2
+        x1[i] = y1
+        x2[i] = y2
+        n_pulse[i] += np.int32(q1 | q2)
+        nsat += np.int32((q1 & (y1 >= xmax32)) | (q2 & (y2 >= xmax32)))
+    if nsat == 0:
         return
-    ag = abs(gi)
-    if gi < 0:  # w should rise: pulse device 1 (f decreasing)
-        dx = lr32 * ag * nu1[i]
-        if dx < min32 or not dx > 0:
-            return
-        xn = min(x1[i] + dx, xmax32)
-        x1[i] = xn
-    else:       # w should fall: pulse device 2
-        dx = lr32 * ag * nu2[i]
-        if dx < min32 or not dx > 0:
-            return
-        xn = min(x2[i] + dx, xmax32)
-        x2[i] = xn
-    n_pulse[i] += 1
-    if xn >= xmax32:
-        d = _f_nb(np.float64(x2[i]), kind, p0, p1, p2) - _f_nb(np.float64(x1[i]), kind, p0, p1, p2)
-        if d >= 0:
-            x1[i] = np.float32(_finv_nb(f0 - d, kind, p0, p1, p2, x_max))
-            x2[i] = np.float32(0.0)
-        else:
-            x1[i] = np.float32(0.0)
-            x2[i] = np.float32(_finv_nb(f0 + d, kind, p0, p1, p2, x_max))
-        n_refresh[i] += 1
+    f0 = _f_nb(0.0, kind, p0, p1, p2)
+    for i in range(g.size):
+        gi = g[i]
+        ag = abs(gi)
+        dx1 = lr32 * ag * nu1[i]
+        dx2 = lr32 * ag * nu2[i]
+        q1 = (gi < 0) & (dx1 >= min32) & (dx1 > 0)
+        q2 = (gi > 0) & (dx2 >= min32) & (dx2 > 0)
+        if (q1 & (x1[i] >= xmax32)) | (q2 & (x2[i] >= xmax32)):
+            d = _f_nb(np.float64(x2[i]), kind, p0, p1, p2) - _f_nb(np.float64(x1[i]), kind, p0, p1, p2)
+            if d >= 0:
+                x1[i] = np.float32(_finv_nb(f0 - d, kind, p0, p1, p2, x_max))
+                x2[i] = np.float32(0.0)
+            else:
+                x1[i] = np.float32(0.0)
+                x2[i] = np.float32(_finv_nb(f0 + d, kind, p0, p1, p2, x_max))
+            n_refresh[i] += 1
 
 
 @numba.njit(**_JIT)
 def mi_kernel(g, x1, x2, nu1, nu2, n_pulse, n_refresh, lr, min_dx, x_max, kind, p0, p1, p2):
-    """Fused in-place update over flat arrays (serial): one pass over g, x₁, x₂, ν₁, ν₂, counters."""
-    lr32, min32, xmax32 = np.float32(lr), np.float32(min_dx), np.float32(x_max)
-    f0 = _f_nb(0.0, kind, p0, p1, p2)
-    for i in range(g.size):
-        _mi_elem(i, g, x1, x2, nu1, nu2, n_pulse, n_refresh, lr32, min32, xmax32, f0, x_max,
-                 kind, p0, p1, p2)
+    """Fused in-place update over flat arrays (serial): one pass over g, x₁, x₂, ν₁, ν₂ and the
+    counters (float32 g, x, ν; int32 counters; scalars as in :func:`mi_step_torch`)."""
+    n = g.size
+    for b in range((n + _BLOCK - 1) // _BLOCK):
+        lo = b * _BLOCK
+        hi = min(n, lo + _BLOCK)
+        _mi_block(g[lo:hi], x1[lo:hi], x2[lo:hi], nu1[lo:hi], nu2[lo:hi], n_pulse[lo:hi],
+                  n_refresh[lo:hi], lr, min_dx, x_max, kind, p0, p1, p2)
 
 
 @numba.njit(parallel=True, **_JIT)
 def mi_kernel_parallel(g, x1, x2, nu1, nu2, n_pulse, n_refresh, lr, min_dx, x_max, kind, p0, p1, p2):
-    """Same as :func:`mi_kernel`, multithreaded."""
-    lr32, min32, xmax32 = np.float32(lr), np.float32(min_dx), np.float32(x_max)
-    f0 = _f_nb(0.0, kind, p0, p1, p2)
-    for i in numba.prange(g.size):
-        _mi_elem(i, g, x1, x2, nu1, nu2, n_pulse, n_refresh, lr32, min32, xmax32, f0, x_max,
-                 kind, p0, p1, p2)
+    """Same as :func:`mi_kernel`, multithreaded over blocks."""
+    n = g.size
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        lo = b * _BLOCK
+        hi = min(n, lo + _BLOCK)
+        _mi_block(g[lo:hi], x1[lo:hi], x2[lo:hi], nu1[lo:hi], nu2[lo:hi], n_pulse[lo:hi],
+                  n_refresh[lo:hi], lr, min_dx, x_max, kind, p0, p1, p2)
+
+
+def _f_t(x: torch.Tensor, kind: int, p0: float, p1: float, p2: float) -> torch.Tensor:
+    return x * p0 + p1 if kind == 0 else torch.exp(-x / p1) * p0 + p2
+
+
+def _finv_t(y: torch.Tensor, kind: int, p0: float, p1: float, p2: float, x_max: float) -> torch.Tensor:
+    x = (y - p1) / p0 if kind == 0 else -p1 * torch.log(torch.clamp((y - p2) / p0, min=1e-300))
+    return torch.clamp(x, 0.0, x_max)
+
+
+def mi_step_torch(g: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, nu1: torch.Tensor,
+                  nu2: torch.Tensor, n_pulse: torch.Tensor, n_refresh: torch.Tensor, lr: float,
+                  min_dx: float, x_max: float, kind: int, p0: float, p1: float, p2: float) -> None:
+    """Torch reference of :func:`mi_kernel`, in place, any device (same arguments, tensors)."""
+    ag = g.abs()
+    xmax = torch.tensor(x_max, dtype=torch.float32, device=g.device)
+    dx1 = ag * lr * nu1
+    dx2 = ag * lr * nu2
+    q1 = (g < 0) & (dx1 >= min_dx) & (dx1 > 0)
+    q2 = (g > 0) & (dx2 >= min_dx) & (dx2 > 0)
+    x1.copy_(torch.where(q1, torch.minimum(x1 + dx1, xmax), x1))
+    x2.copy_(torch.where(q2, torch.minimum(x2 + dx2, xmax), x2))
+    n_pulse.add_((q1 | q2).to(n_pulse.dtype))
+    ref = (q1 & (x1 >= xmax)) | (q2 & (x2 >= xmax))
+    if bool(ref.any()):  # refresh (float64) on the saturated synapses only
+        a1, a2 = x1[ref].double(), x2[ref].double()
+        d = _f_t(a2, kind, p0, p1, p2) - _f_t(a1, kind, p0, p1, p2)
+        f0 = _f_scalar(0.0, kind, p0, p1, p2)
+        pos = d >= 0
+        zero = torch.zeros_like(d)
+        x1[ref] = torch.where(pos, _finv_t(f0 - d, kind, p0, p1, p2, x_max), zero).float()
+        x2[ref] = torch.where(pos, zero, _finv_t(f0 + d, kind, p0, p1, p2, x_max)).float()
+        n_refresh.add_(ref.to(n_refresh.dtype))
 
 
 class MagnetoIonicPair(SynapseModel):
@@ -276,26 +328,8 @@ class MagnetoIonicPair(SynapseModel):
     def _update_torch(self, grad: torch.Tensor) -> None:
         p: MagnetoIonicParams = self.params
         g = grad.to(device=self.x1.device, dtype=torch.float32)
-        ag = g.abs()
-        xmax = torch.tensor(p.x_max, dtype=torch.float32, device=g.device)
-        dx1 = ag * p.lr * self.nu1
-        dx2 = ag * p.lr * self.nu2
-        pulse1 = (g < 0) & (dx1 >= p.min_dx) & (dx1 > 0)
-        pulse2 = (g > 0) & (dx2 >= p.min_dx) & (dx2 > 0)
-        x1 = torch.where(pulse1, torch.minimum(self.x1 + dx1, xmax), self.x1)
-        x2 = torch.where(pulse2, torch.minimum(self.x2 + dx2, xmax), self.x2)
-        pulsed = pulse1 | pulse2
-        ref = (pulse1 & (x1 >= xmax)) | (pulse2 & (x2 >= xmax))
-        # refresh in float64: same weight, least range used
-        d = f_torch(x2.double(), p) - f_torch(x1.double(), p)
-        f0 = p.f(0.0)
-        pos = d >= 0
-        r1 = torch.where(pos, f_inv_torch(f0 - d, p), torch.zeros_like(d)).float()
-        r2 = torch.where(pos, torch.zeros_like(d), f_inv_torch(f0 + d, p)).float()
-        self.x1.copy_(torch.where(ref, r1, x1))
-        self.x2.copy_(torch.where(ref, r2, x2))
-        self.n_pulse.add_(pulsed.to(torch.int32))
-        self.n_refresh.add_(ref.to(torch.int32))
+        mi_step_torch(g, self.x1, self.x2, self.nu1, self.nu2, self.n_pulse, self.n_refresh,
+                      float(p.lr), float(p.min_dx), float(p.x_max), p.kind(), *p.coeffs())
 
     def _update_numba(self, grad: torch.Tensor) -> None:
         p: MagnetoIonicParams = self.params
@@ -329,4 +363,4 @@ class MagnetoIonicPair(SynapseModel):
 
 
 __all__ = ["MagnetoIonicPair", "MagnetoIonicParams", "f_inv_torch", "f_torch", "mi_kernel",
-           "mi_kernel_parallel"]
+           "mi_kernel_parallel", "mi_step_torch"]

@@ -17,9 +17,11 @@ antiparallel, R_AP = R_P·(1 + TMR)) and ionic state ``x ∈ [0, 1]``.
   the Néel–Brown / thermal-activation probability ``P_sw = 1 − exp(−t_p/τ)``,
   ``τ = τ₀·exp[Δ(x)·(1 − V/V_c,i)^b]`` for ``V < V_c,i`` and ``P_sw = 1 − exp(−t_p/τ₀)`` for
   ``V ≥ V_c,i`` (``V_c,i`` per device). Energy per pulse ``E = V²/R·t_p`` with R the resistance of the
-  state before the pulse. The flip is decided by ``u < P_sw`` with ``u ~ U(0, 1)`` drawn from the
-  model's seeded ``torch.Generator`` and passed to both the Numba kernel and the torch reference, so
-  the two backends take identical decisions.
+  state before the pulse. The flip is decided without a transcendental call: with a standard-Gumbel
+  draw ``G = −ln(−ln u)`` (u ~ U[0, 1) in float64 from the model's seeded ``torch.Generator``),
+  ``flip ⇔ Δ(x)·r^b < ln(t_p/τ₀) + G``, r = max(1 − V/V_c,i, 0), which happens with probability
+  exactly ``1 − exp(−(t_p/τ₀)·e^{−Δ·r^b}) = P_sw``. The same G goes to the Numba kernel and to the
+  torch reference, so both backends take identical decisions (tested bit-for-bit).
 * **Consolidation.** If ``s == t`` (the gradient agrees with the state) ions migrate and
   ``x ← x + min(κ·|g|, 1)·(1 − x)`` (saturating at 1; the rate is capped at 1 so x never passes 1).
   The ionic gating energy is not modelled (only counted as events).
@@ -149,59 +151,124 @@ def switch_probability(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor |
 
 
 _JIT = dict(cache=True, error_model="numpy")  # no fastmath: bit-equality with the torch reference
-
-
-@numba.njit(inline="always", **_JIT)
-def _mtj_elem(i, g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy,
-              dmin, dmax, tau0, tp, vmax, vmin, vpg, b, kappa32, inv32, rest32,
-              r_p, r_ap):  # pragma: no cover - compiled
-    """Update synapse ``i`` in place; float64 for P_sw and energy, float32 for x."""
-    one32 = np.float32(1.0)
-    gi = g[i]
-    xi = x[i]
-    if gi != 0:
-        t = -1 if gi > 0 else 1
-        si = s[i]
-        if si != t:
-            v = min(vpg * abs(np.float64(gi)), vmax)
-            if v >= vmin:
-                r = 1.0 - v / np.float64(vc[i])
-                if r < 0.0:
-                    r = 0.0
-                delta = np.float64(dfac[i]) * (dmin + (dmax - dmin) * np.float64(xi))
-                tau = tau0 * math.exp(delta * r ** b)
-                psw = -math.expm1(-tp / tau)
-                res = r_p if si > 0 else r_ap
-                energy[i] += np.float32(v * v / res * tp * 1e3)  # V²/Ω·ns = nJ → pJ
-                n_pulse[i] += 1
-                if np.float64(u[i]) < psw:
-                    s[i] = t
-                    n_switch[i] += 1
-        else:
-            c = min(kappa32 * abs(gi), one32)
-            xi = xi + c * (one32 - xi)
-            n_consol[i] += 1
-    x[i] = xi - (xi - rest32) * inv32
+_BLOCK = 4096
 
 
 @numba.njit(**_JIT)
-def mtj_kernel(g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy,
-               dmin, dmax, tau0, tp, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, r_p, r_ap):
-    """Fused in-place MTJ update over flat arrays (serial)."""
+def _mtj_loop(mode, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
+              ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):  # pragma: no cover
+    """Branch-free loop over one block; ``mode`` 1: b = 1, 2: b = 2, else r**b (a literal at each
+    call site, so LLVM drops the pow call from the b = 1 and b = 2 loops and vectorises them)."""
     kappa32, inv32, rest32 = np.float32(kappa), np.float32(inv_tau_ret), np.float32(x_rest)
+    one32, zero32 = np.float32(1.0), np.float32(0.0)
+    drange = dmax - dmin
     for i in range(g.size):
-        _mtj_elem(i, g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax, tau0, tp,
-                  vmax, vmin, vpg, b, kappa32, inv32, rest32, r_p, r_ap)
+        gi = g[i]
+        si = s[i]
+        xi = x[i]
+        t = np.int8(-1) if gi > 0 else np.int8(1)  # target state −sign(g)
+        nz = gi != 0
+        agree = nz & (si == t)
+        v = min(vpg * abs(np.float64(gi)), vmax)
+        pulse = nz & (si != t) & (v >= vmin)
+        r = max(1.0 - v / np.float64(vc[i]), 0.0)
+        if mode == 1:
+            rb = r
+        elif mode == 2:
+            rb = r * r
+        else:
+            rb = r ** b
+        delta = np.float64(dfac[i]) * (dmin + drange * np.float64(xi))
+        flip = pulse & (delta * rb < ln_ratio + np.float64(gum[i]))
+        e = np.float32(v * v * (e_p if si > 0 else e_ap))
+        energy[i] += e if pulse else zero32
+        n_pulse[i] += np.int32(pulse)
+        n_switch[i] += np.int32(flip)
+        n_consol[i] += np.int32(agree)
+        s[i] = t if flip else si
+        c = min(kappa32 * abs(gi), one32)
+        xa = xi + c * (one32 - xi)
+        xi = xa if agree else xi
+        x[i] = xi - (xi - rest32) * inv32
+
+
+@numba.njit(**_JIT)
+def _mtj_block(g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax, ln_ratio,
+               vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):  # pragma: no cover
+    """One block (array slices index from 0, so LLVM vectorises the loop); see :func:`mtj_kernel`."""
+    if b == 1.0:
+        _mtj_loop(1, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
+                  ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+    elif b == 2.0:
+        _mtj_loop(2, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
+                  ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+    else:
+        _mtj_loop(0, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
+                  ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+
+
+@numba.njit(**_JIT)
+def mtj_kernel(g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax, ln_ratio,
+               vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):
+    """Fused in-place MTJ step over flat arrays (serial), one pass.
+
+    Arrays: g (float32 ∂L/∂w), gum (float32 standard-Gumbel noise, one per synapse), s (int8),
+    x, dfac, vc (float32), n_pulse, n_switch, n_consol (int32), energy (float32, pJ).
+    Scalars: Δ_min, Δ_max [k_BT], ln_ratio = ln(t_p/τ₀), V_max, V_min [V], volt_per_grad, b, κ,
+    1/τ_ret, x_rest, e_p = t_p·1e3/R_P and e_ap = t_p·1e3/R_AP [pJ/V²].
+
+    Switching: with G ~ Gumbel(0, 1), P[Δ·r^b < ln(t_p/τ₀) + G] = 1 − exp(−(t_p/τ₀)·e^{−Δ·r^b})
+    = 1 − exp(−t_p/τ), τ = τ₀·e^{Δ·r^b}, r = max(1 − V/V_c, 0) — the Néel–Brown probability, decided
+    without a transcendental call (the noise is drawn by the caller)."""
+    n = g.size
+    for k in range((n + _BLOCK - 1) // _BLOCK):
+        lo = k * _BLOCK
+        hi = min(n, lo + _BLOCK)
+        _mtj_block(g[lo:hi], gum[lo:hi], s[lo:hi], x[lo:hi], dfac[lo:hi], vc[lo:hi], n_pulse[lo:hi],
+                   n_switch[lo:hi], n_consol[lo:hi], energy[lo:hi], dmin, dmax, ln_ratio, vmax, vmin,
+                   vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
 
 
 @numba.njit(parallel=True, **_JIT)
-def mtj_kernel_parallel(g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy,
-                        dmin, dmax, tau0, tp, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, r_p, r_ap):
-    """Same as :func:`mtj_kernel`, multithreaded."""
-    kappa32, inv32, rest32 = np.float32(kappa), np.float32(inv_tau_ret), np.float32(x_rest)
-    for i in numba.prange(g.size):
-        _mtj_elem(i, g, u, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax, tau0, tp,
-                  vmax, vmin, vpg, b, kappa32, inv32, rest32, r_p, r_ap)
+def mtj_kernel_parallel(g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
+                        ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):
+    """Same as :func:`mtj_kernel`, multithreaded over blocks."""
+    n = g.size
+    for k in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        lo = k * _BLOCK
+        hi = min(n, lo + _BLOCK)
+        _mtj_block(g[lo:hi], gum[lo:hi], s[lo:hi], x[lo:hi], dfac[lo:hi], vc[lo:hi], n_pulse[lo:hi],
+                   n_switch[lo:hi], n_consol[lo:hi], energy[lo:hi], dmin, dmax, ln_ratio, vmax, vmin,
+                   vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+
+
+def mtj_step_torch(g: torch.Tensor, gum: torch.Tensor, s: torch.Tensor, x: torch.Tensor,
+                   dfac: torch.Tensor, vc: torch.Tensor, n_pulse: torch.Tensor, n_switch: torch.Tensor,
+                   n_consol: torch.Tensor, energy: torch.Tensor, dmin: float, dmax: float,
+                   ln_ratio: float, vmax: float, vmin: float, vpg: float, b: float, kappa: float,
+                   inv_tau_ret: float, x_rest: float, e_p: float, e_ap: float) -> None:
+    """Torch reference of :func:`mtj_kernel`, in place, any device (same arguments, tensors).
+    Bit-equal to the kernel for b ∈ {1, 2}; for other b, ``pow`` may differ by an ulp."""
+    gd = g.double()
+    t = torch.where(g > 0, -1, 1).to(s.dtype)
+    nz = g != 0
+    agree = nz & (s == t)
+    v = torch.clamp(gd.abs() * vpg, max=vmax)
+    pulse = nz & (s != t) & (v >= vmin)
+    r = torch.clamp(1.0 - v / vc.double(), min=0.0)
+    rb = r if b == 1.0 else (r * r if b == 2.0 else r ** b)
+    delta = dfac.double() * (dmin + (dmax - dmin) * x.double())
+    flip = pulse & (delta * rb < ln_ratio + gum.double())
+    vv = v * v
+    e = torch.where(s > 0, vv * e_p, vv * e_ap).float()
+    energy.add_(torch.where(pulse, e, torch.zeros_like(e)))
+    n_pulse.add_(pulse.to(n_pulse.dtype))
+    n_switch.add_(flip.to(n_switch.dtype))
+    n_consol.add_(agree.to(n_consol.dtype))
+    s.copy_(torch.where(flip, t, s))
+    c = torch.clamp(g.abs() * kappa, max=1.0)
+    xa = torch.where(agree, x + c * (1.0 - x), x)
+    x.copy_(xa - (xa - x_rest) * inv_tau_ret)
 
 
 class MetaplasticMTJ(SynapseModel):
@@ -241,9 +308,20 @@ class MetaplasticMTJ(SynapseModel):
     def set_extra_state(self, state: Any) -> None:
         self._gen.set_state(state["generator"])
 
-    def _uniforms(self) -> torch.Tensor:
-        """The random numbers of one update (one per synapse, same for both backends)."""
-        return torch.rand(self.shape, generator=self._gen)
+    def _gumbel(self) -> torch.Tensor:
+        """Standard-Gumbel noise of one update, ``−ln(−ln u)``, u ~ U[0, 1) in float64 from the model's
+        generator (so switching probabilities down to ~1e-16 are resolved), stored as float32; the
+        same numbers go to the kernel and to the reference."""
+        u = torch.rand(self.shape, generator=self._gen, dtype=torch.float64)
+        return (-torch.log(-torch.log(u))).float()
+
+    def kernel_scalars(self) -> tuple[float, ...]:
+        """The scalar arguments of :func:`mtj_kernel` / :func:`mtj_step_torch` for these params."""
+        p: MTJParams = self.params
+        return (float(p.delta_min), float(p.delta_max), math.log(p.t_pulse_ns / p.tau0_ns),
+                float(p.v_max), float(p.v_min), float(p.volt_per_grad), float(p.b), float(p.kappa),
+                float(np.float32(1.0 / p.tau_ret)), float(p.x_rest),
+                p.t_pulse_ns * 1e3 / p.r_p_ohm, p.t_pulse_ns * 1e3 / p.r_ap_ohm)
 
     # ---- model --------------------------------------------------------------------------------
     def conductance_levels(self) -> tuple[float, float, float]:
@@ -273,47 +351,23 @@ class MetaplasticMTJ(SynapseModel):
                                  self.v_c.double(), p)
         return torch.where(pulse, psw, torch.zeros_like(psw))
 
+    _STATE = ("s", "x", "delta_factor", "v_c", "n_pulse", "n_switch", "n_consolidate", "energy_pj")
+
     def _update_torch(self, grad: torch.Tensor) -> None:
-        p: MTJParams = self.params
-        u = self._uniforms().to(self.x.device)
+        gum = self._gumbel().to(self.x.device)
         g = grad.to(device=self.x.device, dtype=torch.float32)
-        gd = g.double()
-        t = torch.where(g > 0, -1, 1).to(torch.int8)
-        nz = g != 0
-        disagree = nz & (self.s != t)
-        agree = nz & (self.s == t)
-        v = torch.clamp(gd.abs() * p.volt_per_grad, max=p.v_max)
-        pulse = disagree & (v >= p.v_min)
-        psw = switch_probability(barrier(self.x.double(), p, self.delta_factor.double()), v,
-                                 self.v_c.double(), p)
-        flip = pulse & (u.double() < psw)
-        res = torch.where(self.s > 0, p.r_p_ohm, p.r_ap_ohm).double()
-        e = (v * v / res * p.t_pulse_ns * 1e3).float()
-        self.energy_pj.add_(torch.where(pulse, e, torch.zeros_like(e)))
-        self.n_pulse.add_(pulse.to(torch.int32))
-        self.n_switch.add_(flip.to(torch.int32))
-        self.n_consolidate.add_(agree.to(torch.int32))
-        self.s.copy_(torch.where(flip, t, self.s))
-        c = torch.clamp(g.abs() * p.kappa, max=1.0)
-        x = torch.where(agree, self.x + c * (1.0 - self.x), self.x)
-        inv_tau = float(np.float32(1.0 / p.tau_ret))
-        self.x.copy_(x - (x - p.x_rest) * inv_tau)
+        mtj_step_torch(g, gum, *(getattr(self, n) for n in self._STATE), *self.kernel_scalars())
 
     def _update_numba(self, grad: torch.Tensor) -> None:
-        p: MTJParams = self.params
-        u = self._uniforms()
-        names = ("s", "x", "delta_factor", "v_c", "n_pulse", "n_switch", "n_consolidate", "energy_pj")
-        for name in names:
+        gum = self._gumbel()
+        for name in self._STATE:
             t = getattr(self, name)
             if t.device.type != "cpu" or not t.is_contiguous():
                 raise ValueError(f"MetaplasticMTJ: numba backend needs contiguous CPU state, "
                                  f"buffer {name} is on {t.device} (contiguous={t.is_contiguous()})")
-        a = [getattr(self, n).view(-1).numpy() for n in names]
         kern = mtj_kernel_parallel if self.parallel else mtj_kernel
-        kern(grad.reshape(-1).numpy(), u.view(-1).numpy(), *a,
-             float(p.delta_min), float(p.delta_max), float(p.tau0_ns), float(p.t_pulse_ns),
-             float(p.v_max), float(p.v_min), float(p.volt_per_grad), float(p.b), float(p.kappa),
-             float(1.0 / p.tau_ret), float(p.x_rest), float(p.r_p_ohm), float(p.r_ap_ohm))
+        kern(grad.reshape(-1).numpy(), gum.view(-1).numpy(),
+             *(getattr(self, n).view(-1).numpy() for n in self._STATE), *self.kernel_scalars())
 
     def use_numba(self, grad: torch.Tensor) -> bool:
         on_cpu = self.x.device.type == "cpu"
@@ -336,4 +390,4 @@ class MetaplasticMTJ(SynapseModel):
 
 
 __all__ = ["MTJParams", "MetaplasticMTJ", "barrier", "mtj_kernel", "mtj_kernel_parallel",
-           "neel_brown_tau", "switch_probability"]
+           "mtj_step_torch", "neel_brown_tau", "switch_probability"]
