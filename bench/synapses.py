@@ -10,7 +10,7 @@ one optimisation step of
 * ``floor``  — a trivial Numba kernel with the same memory traffic (reads every array the fused kernel
   reads, writes every array it writes, no arithmetic beyond one add): the memory floor,
 
-each on its own copy of the state, best of ``--repeat`` after a warm-up, and prints ms and the ratios
+each on its own copy of the state, interleaved, best of ``--repeat`` after a warm-up, and prints ms and the ratios
 fused/floor (target ≤ 1.2) and compile/fused (target ≥ 2) measured in this run.
 
 Cases are built by functions ``case_<model>(n) -> Case`` listed in ``CASES``; to add a model, write
@@ -158,50 +158,45 @@ CASES: dict[str, Callable[[int], Case]] = {
 }
 
 
-def best_ms(fn: Callable[[], None], repeat: int) -> float:
-    fn()  # warm-up (compilation, page faults of first touch)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * min(times)
-
-
 def run_case(case: Case, threads: int, repeat: int) -> dict[str, float | str]:
+    """Times the four variants on their own state copies, interleaved round by round (so load bursts
+    on a shared machine hit all of them alike); returns the best time of each in ms."""
     numba.set_num_threads(threads)
     torch.set_num_threads(threads)
     parallel = threads > 1
+    fns: dict[str, Callable[[], None]] = {}
+    st_f = case.make_state()
+    v_f = [t.numpy() for t in st_f]
+    fused = case.fused(parallel)
+    fns["fused"] = lambda: fused(*v_f)
+    st_fl = case.make_state()
+    v_fl = [t.numpy() for t in st_fl]
+    floor = case.floor(parallel)
+    fns["floor"] = lambda: floor(*v_fl)
+    st_e = case.make_state()
+    fns["eager"] = lambda: case.reference(*st_e)
     out: dict[str, float | str] = {}
-
-    st = case.make_state()
-    views = [t.numpy() for t in st]
-    f = case.fused(parallel)
-    out["fused"] = best_ms(lambda: f(*views), repeat)
-    del st, views
-
-    st = case.make_state()
-    views = [t.numpy() for t in st]
-    fl = case.floor(parallel)
-    out["floor"] = best_ms(lambda: fl(*views), repeat)
-    del st, views
-
-    st = case.make_state()
-    with torch.no_grad():
-        out["eager"] = best_ms(lambda: case.reference(*st), repeat)
-    del st
-
-    st = case.make_state()
     try:
         torch._dynamo.reset()  # inductor bakes the thread count in at compile time
         comp = torch.compile(case.reference, dynamic=False)
+        st_c = case.make_state()
         with torch.no_grad():
-            out["compile"] = best_ms(lambda: comp(*st), repeat)
+            comp(*st_c)  # compile now, so a failure is reported here
+        fns["compile"] = lambda: comp(*st_c)
     except Exception as exc:  # noqa: BLE001 — report and continue, as the brief asks
         print(f"  torch.compile failed for {case.name} at {threads} thread(s): {type(exc).__name__}: "
               f"{str(exc).splitlines()[0] if str(exc) else ''}")
         out["compile"] = "n/a"
-    del st
+    best = {k: float("inf") for k in fns}
+    with torch.no_grad():
+        for fn in fns.values():
+            fn()  # warm-up: compilation, first-touch page faults
+        for _ in range(repeat):
+            for k, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - t0)
+    out.update({k: 1e3 * v for k, v in best.items()})
     return out
 
 
@@ -222,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, all_threads})
 
     print(f"N = {args.n:,} synapses, float32, best of {args.repeat}; torch {torch.__version__}, "
-          f"numba {numba.__version__}, cpus {os.cpu_count()}")
+          f"numba {numba.__version__}, cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} "
+          "(timings on a loaded machine are upper bounds; ratios are measured in the same rounds)")
     hdr = (f"{'model':<18}{'thr':>4}{'fused ms':>10}{'floor ms':>10}{'eager ms':>10}{'compile ms':>11}"
            f"{'fused/floor':>12}{'eager/fused':>12}{'compile/fused':>14}")
     rows = []

@@ -208,8 +208,12 @@ class BayesianBinary(SynapseModel):
 
     def use_numba(self, grad: torch.Tensor) -> bool:
         ok = super().use_numba(grad)
-        return (ok and self.lam.device.type == "cpu" and self.lam.dtype == torch.float32
-                and self.weight.device.type == "cpu" and self.weight.dtype == torch.float32)
+        state_ok = (self.lam.device.type == "cpu" and self.lam.dtype == torch.float32
+                    and self.weight.device.type == "cpu" and self.weight.dtype == torch.float32)
+        if self.backend == "numba" and not state_ok:
+            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 CPU state (lam/weight), "
+                             "move the model to CPU float32 or use backend='torch'")
+        return ok and state_ok
 
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}

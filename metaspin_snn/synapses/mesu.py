@@ -166,7 +166,11 @@ class MESU(SynapseModel):
 
     def use_numba(self, grad: torch.Tensor) -> bool:
         ok = super().use_numba(grad)
-        return ok and self.mu.device.type == "cpu" and self.mu.dtype == torch.float32
+        state_ok = self.mu.device.type == "cpu" and self.mu.dtype == torch.float32
+        if self.backend == "numba" and not state_ok:
+            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 CPU state (mu/sigma), "
+                             "move the model to CPU float32 or use backend='torch'")
+        return ok and state_ok
 
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}

@@ -178,7 +178,11 @@ class MetaplasticBinary(SynapseModel):
 
     def use_numba(self, grad: torch.Tensor) -> bool:
         ok = super().use_numba(grad)
-        return ok and self.hidden_weight.device.type == "cpu" and self.hidden_weight.dtype == torch.float32
+        state_ok = self.hidden_weight.device.type == "cpu" and self.hidden_weight.dtype == torch.float32
+        if self.backend == "numba" and not state_ok:
+            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 CPU state (hidden_weight), "
+                             "move the model to CPU float32 or use backend='torch'")
+        return ok and state_ok
 
 
 __all__ = ["MetaplasticBinary", "MetaplasticBinaryParams", "metaplastic_kernel",

@@ -127,3 +127,15 @@ def test_params_are_frozen_and_type_checked(cls, pcls):
     other = MODELS[(MODELS.index((cls, pcls)) + 1) % 3][1]()
     with pytest.raises(TypeError, match="params must be"):
         cls(SHAPE, other)
+
+
+@pytest.mark.parametrize("cls,pcls", MODELS)
+def test_forced_numba_backend_refuses_float64_state(cls, pcls):
+    model = cls(SHAPE, pcls(), backend="numba").double()
+    model.effective_weight()
+    with pytest.raises(ValueError, match="float32 CPU"):
+        model.update(torch.zeros(SHAPE, dtype=torch.float32))
+    auto = cls(SHAPE, pcls()).double()            # "auto" falls back to the torch reference
+    auto.effective_weight()
+    auto.update(torch.ones(SHAPE, dtype=torch.float64))
+    assert all(torch.isfinite(t).all() for t in auto.state_dict().values() if isinstance(t, torch.Tensor))
