@@ -4,12 +4,14 @@ Runs in its own session (started by :func:`metaspin_snn.export.lava.run_lava`), 
 Lava runtime can be killed with its whole process group. Imports numpy and Lava only (no torch).
 The request holds the network arrays (see :mod:`metaspin_snn.export.lava_build`), ``spikes``
 [T, B, in], ``record_all``, ``chunk`` (samples per runtime), ``steps_long`` (0, or the length of an
-extra single-sample run used to time steps), and ``fail`` (test hook: "" | "raise" | "hang").
+extra single-sample run used to time steps), and ``fail`` (test hook: "" | "raise" | "hang" |
+"stuck"; "stuck" ignores SIGTERM). SIGTERM raises SystemExit, so ``finally: stop()`` runs.
 The result holds ``layer{k}`` [T, B, out] and timing arrays; it is written then renamed.
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -30,7 +32,9 @@ def _run_chunk(arrays: dict, spikes: np.ndarray, record_all: bool, fail: str) ->
         t2 = time.perf_counter()
         if fail == "raise":
             raise RuntimeError("requested failure (test hook) after the Lava run started")
-        if fail == "hang":
+        if fail in ("hang", "stuck"):
+            if fail == "stuck":  # a worker that ignores SIGTERM: the parent must SIGKILL it
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
             time.sleep(3600)
         layers = read_spikes(net, spikes.shape[0])
         t3 = time.perf_counter()
@@ -60,7 +64,12 @@ def _time_steps(arrays: dict, n_in: int, steps: int, seed: int = 0) -> float:
     return dt / (steps - 1)
 
 
+def _terminate(signum, frame):  # SIGTERM from the parent on timeout: unwind into finally/stop()
+    raise SystemExit(f"Lava worker terminated by signal {signum}")
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     if len(argv) != 2:
         print("usage: python -m metaspin_snn.export._lava_worker REQUEST.npz RESULT.npz",
               file=sys.stderr)

@@ -86,23 +86,39 @@ def _run_layer(x, wT, bias, e, du, dv, vth, subtract, out):  # pragma: no cover 
                 out[t, b, i] = 1 if s else 0
 
 
+class FixedPointEmulator:
+    """Prepared integer arrays of a :class:`FixedPointNetwork` (the weights Lava's Dense really uses,
+    transposed to [in, out] int16 for event-driven accumulation); call :meth:`run` many times."""
+
+    def __init__(self, network: FixedPointNetwork) -> None:
+        if not isinstance(network, FixedPointNetwork):
+            raise ExportError(f"expected a FixedPointNetwork, got {type(network).__name__}")
+        self.network = network
+        self._layers = []
+        for layer in network:
+            wT = np.ascontiguousarray(lava_dense_weights(layer.weight).T.astype(np.int16))
+            bias = (np.zeros(layer.out_features, np.int64) if layer.bias is None
+                    else lava_dense_weights(layer.bias[:, None])[:, 0].astype(np.int64))
+            self._layers.append((wT, bias, np.int64(layer.weight_exp), layer.du.astype(np.int64),
+                                 layer.dv.astype(np.int64), layer.vth.astype(np.int64),
+                                 layer.reset == "subtract"))
+
+    def run(self, spikes: np.ndarray) -> list[np.ndarray]:
+        """Each layer's spikes [T, B, out] (uint8) for binary ``spikes`` [T, B, in]."""
+        x = np.ascontiguousarray(check_spikes(spikes, self.network.layers[0].in_features))
+        outs = []
+        for wT, bias, e, du, dv, vth, subtract in self._layers:
+            out = np.zeros((x.shape[0], x.shape[1], wT.shape[1]), np.uint8)
+            _run_layer(x, wT, bias, e, du, dv, vth, subtract, out)
+            outs.append(out)
+            x = out
+        return outs
+
+
 def emulate(network: FixedPointNetwork, spikes: np.ndarray) -> list[np.ndarray]:
     """Run ``network`` on binary ``spikes`` [T, B, in]; return each layer's spikes [T, B, out] (uint8).
 
     Bit-identical to Lava ``fixed_pt`` (Loihi2SimCfg) with the one-step-per-layer delay removed.
+    For many calls on one network, build a :class:`FixedPointEmulator` once.
     """
-    if not isinstance(network, FixedPointNetwork):
-        raise ExportError(f"emulate expects a FixedPointNetwork, got {type(network).__name__}")
-    x = np.ascontiguousarray(check_spikes(spikes, network.layers[0].in_features))
-    outs = []
-    for layer in network:
-        wT = np.ascontiguousarray(lava_dense_weights(layer.weight).T.astype(np.int64))
-        bias = (np.zeros(layer.out_features, np.int64) if layer.bias is None
-                else lava_dense_weights(layer.bias[:, None])[:, 0].astype(np.int64))
-        out = np.zeros((x.shape[0], x.shape[1], layer.out_features), np.uint8)
-        _run_layer(x, wT, bias, np.int64(layer.weight_exp), layer.du.astype(np.int64),
-                   layer.dv.astype(np.int64), layer.vth.astype(np.int64),
-                   layer.reset == "subtract", out)
-        outs.append(out)
-        x = out
-    return outs
+    return FixedPointEmulator(network).run(spikes)

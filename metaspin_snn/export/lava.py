@@ -113,6 +113,52 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+SHM_DIR = Path("/dev/shm")
+
+
+def _shm_names() -> set[str]:
+    try:
+        return {p.name for p in SHM_DIR.iterdir() if p.name.startswith("psm_")}
+    except OSError:
+        return set()
+
+
+def _shm_in_use() -> set[str]:
+    """psm_* segments mapped or held open by any live process (from /proc/*/maps and fd links)."""
+    used: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for line in (entry / "maps").read_text().splitlines():
+                i = line.find("/dev/shm/psm_")
+                if i >= 0:
+                    used.add(line[i + 9:].split()[0])
+            for fd in (entry / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("/dev/shm/psm_"):
+                    used.add(target[9:].split()[0])
+        except OSError:
+            continue
+    return used
+
+
+def orphan_shm(before: set[str]) -> list[str]:
+    """psm_* shared-memory segments created since ``before`` that no live process uses."""
+    new = _shm_names() - before
+    return sorted(new - _shm_in_use()) if new else []
+
+
+def _remove_orphan_shm(before: set[str]) -> None:
+    """Unlink the segments a killed Lava runtime left behind (Lava's SharedMemoryManager unlinks
+    them on a clean stop; SIGKILL skips that)."""
+    for name in orphan_shm(before):
+        try:
+            (SHM_DIR / name).unlink()
+        except OSError:
+            pass
+
+
 def session_processes(sid: int) -> list[int]:
     """PIDs of live (non-zombie) processes whose session id is ``sid`` (read from /proc)."""
     pids = []
@@ -132,13 +178,16 @@ def session_processes(sid: int) -> list[int]:
 
 def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
              fixed_point: bool = False, *, record_all: bool = False, chunk: int | None = None,
-             timeout: float = 300.0, steps_long: int = 0, _fail: str = "") -> LavaResult:
+             timeout: float = 300.0, steps_long: int = 0, term_grace: float = 5.0,
+             _fail: str = "") -> LavaResult:
     """Run ``network`` on ``input_spikes`` [T, B, in] in Lava (``Loihi2SimCfg``, ``floating_pt`` or
     bit-accurate ``fixed_pt``) inside an isolated worker; returns spikes aligned to snnTorch time.
 
     ``chunk``: samples per Lava runtime (block-diagonal); default keeps each block-diagonal weight
     matrix under ~4 M entries. ``steps_long`` > 1 also times the per-step cost of one long run.
-    Raises :class:`LavaRunError` (with the worker's stderr) on failure or after ``timeout`` seconds.
+    Raises :class:`LavaRunError` (with the worker's stderr) on failure or after ``timeout`` seconds;
+    on timeout the worker first gets SIGTERM and ``term_grace`` seconds to stop its runtime, then its
+    process group is killed and shared-memory segments left by the killed runtime are unlinked.
     """
     net = _prepare(network, fixed_point)
     x = check_spikes(input_spikes, net.layers[0].in_features)
@@ -157,6 +206,7 @@ def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
         np.savez(req, spikes=x, record_all=np.asarray(int(record_all)), chunk=np.asarray(chunk),
                  steps_long=np.asarray(steps_long), fail=np.asarray(_fail), **network_arrays(net))
         out_path, err_path = os.path.join(tmp, "stdout.txt"), os.path.join(tmp, "stderr.txt")
+        shm_before = _shm_names()
         with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "metaspin_snn.export._lava_worker", req, res],
@@ -166,6 +216,11 @@ def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
                 problem = None if rc == 0 else f"Lava worker exited with status {rc}"
             except subprocess.TimeoutExpired:
                 problem = f"Lava worker timed out after {timeout:.0f} s"
+                try:  # let the worker stop its runtime (its SIGTERM handler raises into finally)
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=term_grace)
+                except subprocess.TimeoutExpired:
+                    pass
             except BaseException:
                 _kill_group(proc.pid)
                 proc.wait()
@@ -174,6 +229,8 @@ def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
                 # The worker stops its runtime in a finally block; kill whatever may remain anyway.
                 _kill_group(proc.pid)
                 proc.wait()
+        if problem is not None:
+            _remove_orphan_shm(shm_before)
         if problem is not None or not os.path.exists(res):
             stderr = Path(err_path).read_text(errors="replace")
             stdout = Path(out_path).read_text(errors="replace")

@@ -14,7 +14,8 @@ from metaspin_snn.export.cli import add_export_args, run_export
 from metaspin_snn.export.emulator import emulate
 from metaspin_snn.export.fixed_point import quantize
 from metaspin_snn.export.ir import ExportError, LayerIR, NetworkIR, simulate_snntorch
-from metaspin_snn.export.lava import LavaRunError, run_lava, session_processes
+from metaspin_snn.export.lava import (LavaRunError, _shm_names, orphan_shm, run_lava,
+                                      session_processes)
 from metaspin_snn.export.netx import read_netx, write_netx
 from metaspin_snn.export.nir_io import read_nir, to_nir, write_nir
 from metaspin_snn.export.verify import verify
@@ -145,25 +146,32 @@ def _session_counts(stop: threading.Event, seen: dict) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("fail", ["hang", "raise"])
+@pytest.mark.parametrize("fail", ["hang", "stuck", "raise"])
 def test_failing_lava_run_leaves_no_process(fail):
+    """hang: timeout → SIGTERM → the worker stops its runtime; stuck: the worker ignores SIGTERM →
+    SIGKILL of its process group + unlinking of the orphaned shared memory; raise: an exception
+    after the runtime started → finally: stop()."""
     ir = _ir()
     x = (np.random.default_rng(0).random((20, 2, 9)) < 0.4).astype(np.uint8)
     stop, seen = threading.Event(), {}
     poller = threading.Thread(target=_session_counts, args=(stop, seen), daemon=True)
     poller.start()
+    shm_before = _shm_names()
     try:
         with pytest.raises(LavaRunError) as info:
-            run_lava(ir, x, timeout=8.0 if fail == "hang" else 60.0, _fail=fail)
+            run_lava(ir, x, timeout=60.0 if fail == "raise" else 8.0, term_grace=2.0, _fail=fail)
     finally:
         stop.set()
         poller.join()
     err = info.value
-    assert ("timed out" in str(err)) if fail == "hang" else ("requested failure" in err.stderr)
+    expected = {"hang": "terminated by signal", "stuck": "", "raise": "requested failure"}[fail]
+    assert expected in err.stderr
+    assert fail == "raise" or "timed out" in str(err)
     assert err.pid in seen
-    if fail == "hang":
+    if fail != "raise":
         assert seen[err.pid] >= 2, "the Lava runtime had not started its processes"
     assert session_processes(err.pid) == []
+    assert orphan_shm(shm_before) == []
 
 
 @pytest.fixture(scope="module")
