@@ -86,7 +86,10 @@ def case(rule_name: str, n: int, rate: float, T: int, repeat: int, seed: int = 0
     s_post = (torch.rand(T, n, generator=g) < rate).float()
     ev_pre = SpikeEvents.from_dense(s_pre)
     ev_post = SpikeEvents.from_dense(s_post)
+    # third factor: dense Gaussian for the three-factor rule (its events are the ψ/post events);
+    # for PMP, error events at the spike rate (|L| = 2 > err_th), zero elsewhere
     L = torch.randn(T, n, generator=g)
+    L_err = torch.sign(L) * 2.0 * (torch.rand(T, n, generator=g) < rate)
     if rule_name == "stdp":
         rule = PairSTDP(eta=0.01, alpha=1.05, mu=0.0)
         w0 = torch.rand(n, n, generator=g)
@@ -105,10 +108,10 @@ def case(rule_name: str, n: int, rate: float, T: int, repeat: int, seed: int = 0
 
         def ev() -> None:
             st = PlasticityState.zeros(n, n, with_m=True)
-            apply_events(rule, w0.clone(), ev_pre, ev_post, L, st, seed=1)
+            apply_events(rule, w0.clone(), ev_pre, ev_post, L_err, st, seed=1)
 
         def de() -> None:
-            dense_pmp(rule, w0.clone(), torch.zeros(n, n), s_pre, s_post, L, torch.Generator().manual_seed(1))
+            dense_pmp(rule, w0.clone(), torch.zeros(n, n), s_pre, s_post, L_err, torch.Generator().manual_seed(1))
     return _best(ev, repeat), _best(de, max(1, repeat if n * n <= 10**5 else 1))
 
 

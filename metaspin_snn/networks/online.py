@@ -116,6 +116,20 @@ def _lif(current, beta, thr, spikes, volts):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _event_current(indptr, indices, w, gain, out):
+    """Event-driven input current: out[t, i] = gain·Σ_{j spiking at t} w[i, j] (row-wise gather)."""
+    T = indptr.size - 1
+    N = w.shape[0]
+    for t in range(T):
+        a, b = indptr[t], indptr[t + 1]
+        for i in range(N):
+            acc = 0.0
+            for e in range(a, b):
+                acc += w[i, indices[e]]
+            out[t, i] = gain * acc
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _error_events(e, thr, U, out):
     """Dendritic integrate-and-reset: U ← U + e[t]; where |U| > thr emit U into out[t] and reset U."""
     T, N = e.shape
@@ -190,16 +204,20 @@ class OnlineSNN:
         return x
 
     # ---- one sample ----------------------------------------------------------------------------
-    def _forward_one(self, s_in: torch.Tensor):
+    def _forward_one(self, pre_in: SpikeEvents):
+        """Event-driven forward of one presentation: hidden/output spikes and membranes [T, N]."""
         c = self.config
-        T = s_in.shape[0]
-        i_h = (c.gain_hidden * (s_in @ self.w_hidden.T)).double().numpy()
+        T = pre_in.num_steps
+        i_h = np.empty((T, c.n_hidden))
+        _event_current(pre_in.indptr, pre_in.indices, self.w_hidden.numpy(), c.gain_hidden, i_h)
         s_h = np.empty((T, c.n_hidden)); v_h = np.empty((T, c.n_hidden))
         _lif(i_h, c.beta, c.threshold, s_h, v_h)
-        i_o = c.gain_out * (s_h @ self.w_out.double().numpy().T)
+        pre_h = SpikeEvents.from_dense(s_h)
+        i_o = np.empty((T, c.n_out))
+        _event_current(pre_h.indptr, pre_h.indices, self.w_out.numpy(), c.gain_out, i_o)
         s_o = np.empty((T, c.n_out)); v_o = np.empty((T, c.n_out))
-        _lif(np.ascontiguousarray(i_o), c.beta, c.threshold, s_o, v_o)
-        return s_h, v_h, s_o, v_o
+        _lif(i_o, c.beta, c.threshold, s_o, v_o)
+        return pre_h, s_h, v_h, s_o, v_o
 
     def learn_one(self, x: torch.Tensor, y: int) -> None:
         """Present one sample (features [n_in] in [0, 1]) with label ``y`` and apply the rule."""
@@ -207,13 +225,12 @@ class OnlineSNN:
         if not 0 <= int(y) < c.n_out:
             raise ValueError(f"OnlineSNN.learn_one: label {y} outside [0, {c.n_out})")
         s_in = rate(x[None], c.num_steps, gain=c.input_gain, generator=self._gen)[:, 0]  # [T, n_in]
-        s_h, v_h, s_o, _ = self._forward_one(s_in)
+        pre_in = SpikeEvents.from_dense(s_in)
+        pre_h, s_h, v_h, s_o, _ = self._forward_one(pre_in)
         target = np.zeros(c.n_out); target[int(y)] = c.target_rate
         e_o = s_o - target[None, :]                                  # [T, n_out]
         psi_h = ((v_h > c.box_lo) & (v_h < c.box_hi)).astype(np.float64)
         e_h = psi_h * (e_o @ self.feedback.numpy().T)                # [T, n_hidden]
-        pre_in = SpikeEvents.from_dense(s_in)
-        pre_h = SpikeEvents.from_dense(s_h)
         for st in (self.state_hidden, self.state_out):
             st.reset_traces()  # each presentation starts from rest
         seeds = self._seed_rng.integers(0, 2**31 - 1, size=2)

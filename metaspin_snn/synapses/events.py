@@ -24,9 +24,8 @@ reference). All updates are in place on ``w`` (and on the traces / metaplastic s
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numba

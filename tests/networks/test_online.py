@@ -18,14 +18,14 @@ def _toy(n, seed, n_in=64):
 
 def _cfg(rule):
     pmp = ProbabilisticMetaplasticity(n_levels=16, err_th=2.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.01)
-    return OnlineConfig(n_in=64, n_hidden=32, n_out=2, num_steps=20, gain_hidden=0.3, gain_out=0.2,
+    return OnlineConfig(n_in=64, n_hidden=32, n_out=2, num_steps=15, gain_hidden=0.3, gain_out=0.2,
                         rule=rule, pmp_hidden=pmp, pmp_out=pmp, eta_hidden=0.002, eta_out=0.005, seed=1)
 
 
 @pytest.mark.parametrize("rule", ["pmp", "three"])
 def test_online_learner_learns_two_class_task(rule):
-    x, y = _toy(300, 0)
-    xt, yt = _toy(300, 1)
+    x, y = _toy(150, 0)
+    xt, yt = _toy(200, 1)
     net = OnlineSNN(_cfg(rule))
     before = net.accuracy(xt, yt)
     w0 = net.w_hidden.clone()
