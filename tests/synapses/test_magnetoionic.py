@@ -59,7 +59,7 @@ def test_kernel_equals_reference(response, min_dx, parallel):
     a = MagnetoIonicPair((40, 30), MagnetoIonicParams(**kw), backend="numba", parallel=parallel)
     b = MagnetoIonicPair((40, 30), MagnetoIonicParams(**kw), backend="torch")
     gen = torch.Generator().manual_seed(1)
-    for _ in range(150):
+    for _ in range(80):
         g = torch.randn((40, 30), generator=gen) * 0.3
         g[torch.rand((40, 30), generator=gen) < 0.1] = 0.0
         a.update(g)
@@ -247,7 +247,7 @@ def test_learns_a_linear_classifier(response):
     gen = torch.Generator().manual_seed(2)
     acc0 = ((Xt @ m.refresh(sample=False) > 0).float() == yt).float().mean().item()
     m.train()
-    for _ in range(150):
+    for _ in range(100):
         idx = torch.randint(0, 1000, (50,), generator=gen)
         logit = X[idx] @ m.effective_weight() * 2.0
         torch.nn.functional.binary_cross_entropy_with_logits(logit, y[idx]).backward()

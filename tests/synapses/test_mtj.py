@@ -47,8 +47,9 @@ def test_tau_formula():
     assert p_closed_form(80.0, 0.46, 0.5, 1.0, 10.0, 1.0) == pytest.approx(0.0165, abs=1e-4)
 
 
-@pytest.mark.parametrize("backend", ["numba", "torch"])
-@pytest.mark.parametrize("b,x0,v", [(1.0, 0.0, 0.46), (1.0, 0.5, 0.47), (2.0, 0.3, 0.40), (1.0, 0.2, 0.6)])
+@pytest.mark.parametrize("backend,b,x0,v", [
+    ("numba", 1.0, 0.0, 0.46), ("numba", 1.0, 0.5, 0.47), ("numba", 2.0, 0.3, 0.40), ("numba", 1.0, 0.2, 0.6),
+    ("numba", 1.5, 0.1, 0.45), ("torch", 1.0, 0.0, 0.46), ("torch", 2.0, 0.3, 0.40)])
 def test_switch_probability_statistics(backend, b, x0, v):
     """Empirical switching fraction over 10⁵ identical devices vs the closed form (5σ binomial)."""
     n = 100_000
@@ -72,12 +73,12 @@ def test_kernel_equals_reference(b, parallel):
     a = MetaplasticMTJ((40, 30), MTJParams(**kw), backend="numba", parallel=parallel)
     c = MetaplasticMTJ((40, 30), MTJParams(**kw), backend="torch")
     gen = torch.Generator().manual_seed(1)
-    for _ in range(100):
+    for _ in range(60):
         g = torch.randn((40, 30), generator=gen) * 0.04
         g[torch.rand((40, 30), generator=gen) < 0.1] = 0.0
         a.update(g)
         c.update(g)
-    assert a.total_switches() > 1000 and int(a.n_consolidate.sum()) > 1000
+    assert a.total_switches() > 500 and int(a.n_consolidate.sum()) > 500
     for k in STATE:
         assert torch.equal(getattr(a, k), getattr(c, k)), k
 
