@@ -4,7 +4,8 @@ Network: ``n_in → n_hidden → n_out`` leaky integrate-and-fire layers (subtra
 
     v[t] = β·v[t−1] + g·W·s_in[t],   s[t] = H(v[t] − θ),   v[t] ← v[t] − θ·s[t]
 
-with rate-coded input (:func:`metaspin_snn.data.encoding.rate`) and a fixed read gain ``g`` per
+with rate-coded input (:func:`metaspin_snn.data.encoding.rate`; or, with ``input="spikes"``, event
+frames such as N-MNIST bins used as the input spikes) and a fixed read gain ``g`` per
 layer (``gain_hidden``, ``gain_out``: a crossbar read scale, so that the weights themselves live on
 the rule's conductance range). Each sample is presented for ``num_steps`` steps with the weights of
 that moment; the recorded spike trains then drive the plasticity engine of
@@ -56,6 +57,7 @@ class OnlineConfig:
     n_hidden: int = 200
     n_out: int = 2
     num_steps: int = 25
+    input: Literal["rate", "spikes"] = "rate"
     input_gain: float = 1.0
     beta: float = 0.9
     threshold: float = 1.0
@@ -93,6 +95,8 @@ class OnlineConfig:
         check_range(self, "eta_out", 0.0)
         check_range(self, "tau_pre", 0.0, lo_open=True)
         check_range(self, "w_bound", 0.0, lo_open=True)
+        if self.input not in ("rate", "spikes"):
+            raise ValueError(f"OnlineConfig.input must be 'rate' or 'spikes', got {self.input!r}")
         if self.rule not in ("pmp", "three"):
             raise ValueError(f"OnlineConfig.rule must be 'pmp' or 'three', got {self.rule!r}")
         if not self.box_lo < self.box_hi:
@@ -163,7 +167,8 @@ class OnlineSNN:
 
     ``fit_online(images, labels)`` trains in the given order; ``predict(images)`` returns labels;
     ``task_boundary()`` is a no-op hook (consolidation lives in the synapses' m). Images: ``[N, ...]``
-    uint8 (0–255) or float in [0, 1], flattened to ``n_in`` features."""
+    uint8 (0–255) or float in [0, 1], flattened to ``n_in`` features; with ``input="spikes"``,
+    frames ``[N, T, ...]`` (event counts, > 0 counts as a spike)."""
 
     def __init__(self, config: OnlineConfig | None = None) -> None:
         self.config = c = config or OnlineConfig()
@@ -189,9 +194,24 @@ class OnlineSNN:
         self.samples_seen = 0
 
     # ---- data ----------------------------------------------------------------------------------
-    def _as_features(self, images: torch.Tensor, where: str) -> torch.Tensor:
+    def _as_inputs(self, images: torch.Tensor, where: str) -> torch.Tensor:
+        """``input="rate"``: intensities [N, n_in] in [0, 1] (uint8 /255); ``"spikes"``: event frames
+        [N, T, ...] → binary spikes [N, T, n_in] (counts > 0 → 1)."""
         if not isinstance(images, torch.Tensor) or images.dim() < 1:
             raise ValueError(f"OnlineSNN.{where}: images must be a tensor [N, ...], got {type(images).__name__}")
+        if self.config.input == "spikes":
+            if images.dim() < 3:
+                raise ValueError(f"OnlineSNN.{where}: input='spikes' needs frames [N, T, ...], got shape "
+                                 f"{tuple(images.shape)}")
+            s = images.reshape(images.shape[0], images.shape[1], -1)
+            if s.shape[2] != self.config.n_in:
+                raise ValueError(f"OnlineSNN.{where}: frames have {s.shape[2]} features per step, network "
+                                 f"expects {self.config.n_in}")
+            if s.is_floating_point() and torch.isnan(s).any():
+                raise ValueError(f"OnlineSNN.{where}: frames contain NaN")
+            if (s < 0).any():
+                raise ValueError(f"OnlineSNN.{where}: frames must be non-negative event counts")
+            return (s > 0).float()
         x = images.reshape(images.shape[0], -1)
         if x.shape[1] != self.config.n_in:
             raise ValueError(f"OnlineSNN.{where}: images have {x.shape[1]} features, network expects "
@@ -220,11 +240,15 @@ class OnlineSNN:
         return pre_h, s_h, v_h, s_o, v_o
 
     def learn_one(self, x: torch.Tensor, y: int) -> None:
-        """Present one sample (features [n_in] in [0, 1]) with label ``y`` and apply the rule."""
+        """Present one sample (features [n_in] in [0, 1], or spikes [T, n_in] with input='spikes')
+        with label ``y`` and apply the rule."""
         c = self.config
         if not 0 <= int(y) < c.n_out:
             raise ValueError(f"OnlineSNN.learn_one: label {y} outside [0, {c.n_out})")
-        s_in = rate(x[None], c.num_steps, gain=c.input_gain, generator=self._gen)[:, 0]  # [T, n_in]
+        if c.input == "spikes":
+            s_in = x
+        else:
+            s_in = rate(x[None], c.num_steps, gain=c.input_gain, generator=self._gen)[:, 0]  # [T, n_in]
         pre_in = SpikeEvents.from_dense(s_in)
         pre_h, s_h, v_h, s_o, _ = self._forward_one(pre_in)
         target = np.zeros(c.n_out); target[int(y)] = c.target_rate
@@ -255,7 +279,7 @@ class OnlineSNN:
     # ---- learner API ---------------------------------------------------------------------------
     def fit_online(self, images: torch.Tensor, labels: torch.Tensor) -> "OnlineSNN":
         """Train on each (image, label) once, in the given order (one sample at a time)."""
-        x = self._as_features(images, "fit_online")
+        x = self._as_inputs(images, "fit_online")
         labels = torch.as_tensor(labels).reshape(-1)
         if labels.shape[0] != x.shape[0]:
             raise ValueError(f"OnlineSNN.fit_online: {x.shape[0]} images but {labels.shape[0]} labels")
@@ -267,11 +291,14 @@ class OnlineSNN:
     def predict(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """Predicted labels ``[N]`` (int64): argmax of output spike counts, ties by membrane sum."""
         c = self.config
-        x = self._as_features(images, "predict")
+        x = self._as_inputs(images, "predict")
         g = torch.Generator().manual_seed(c.seed + 1)
         out = []
         for a in range(0, x.shape[0], batch_size):
-            s_in = rate(x[a:a + batch_size], c.num_steps, gain=c.input_gain, generator=g)  # [T, B, n_in]
+            if c.input == "spikes":
+                s_in = x[a:a + batch_size].transpose(0, 1)  # [T, B, n_in]
+            else:
+                s_in = rate(x[a:a + batch_size], c.num_steps, gain=c.input_gain, generator=g)  # [T, B, n_in]
             s_h, _ = _lif_torch(c.gain_hidden * (s_in @ self.w_hidden.T), c.beta, c.threshold)
             s_o, vsum = _lif_torch(c.gain_out * (s_h @ self.w_out.T), c.beta, c.threshold)
             score = s_o.sum(0) + 1e-3 * torch.tanh(vsum)

@@ -54,3 +54,20 @@ def test_online_learner_is_reproducible_and_checks_input():
         a.fit_online(x[:2], torch.tensor([0, 5]))
     with pytest.raises(ValueError, match="rule"):
         OnlineConfig(rule="bptt")
+
+
+def test_online_learner_on_event_frames():
+    """input='spikes': event frames [N, T, 2, 4, 8] (counts) are the input spikes directly."""
+    import dataclasses
+    x, y = _toy(150, 3)
+    xt, yt = _toy(200, 4)
+    g = torch.Generator().manual_seed(5)
+
+    def frames(v):  # Bernoulli events at the pixel intensity, counts of 0/2 per bin
+        return (2 * torch.bernoulli(v[:, None, :].expand(-1, 15, -1), generator=g)).reshape(-1, 15, 2, 4, 8)
+
+    net = OnlineSNN(dataclasses.replace(_cfg("pmp"), input="spikes"))
+    net.fit_online(frames(x), y)
+    assert net.accuracy(frames(xt), yt) > 0.85
+    with pytest.raises(ValueError, match="frames"):
+        net.predict(x)
