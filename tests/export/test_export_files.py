@@ -159,7 +159,7 @@ def test_failing_lava_run_leaves_no_process(fail):
     shm_before = _shm_names()
     try:
         with pytest.raises(LavaRunError) as info:
-            run_lava(ir, x, timeout=60.0 if fail == "raise" else 8.0, term_grace=2.0, _fail=fail)
+            run_lava(ir, x, timeout=60.0 if fail == "raise" else 5.0, term_grace=1.0, _fail=fail)
     finally:
         stop.set()
         poller.join()
