@@ -67,7 +67,8 @@ class BayesianBinaryParams:
         check_range(self, "lambda_std", 0.0, None)
         check_range(self, "drive_max", 0.0, 1e37, lo_open=True)
         if self.eval_mode not in ("mean", "sign", "sample"):
-            raise ValueError(f"BayesianBinaryParams.eval_mode must be 'mean', 'sign' or 'sample', got {self.eval_mode!r}")
+            raise ValueError("BayesianBinaryParams.eval_mode must be 'mean', 'sign' or 'sample', "
+                             f"got {self.eval_mode!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"BayesianBinaryParams.seed must be an int, got {self.seed!r}")
 
