@@ -18,12 +18,95 @@ recursion; the reset is detached as in snnTorch)::
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
+import numba
+import numpy as np
 import snntorch as snn
 import torch
 
 RESETS = ("zero", "subtract", "none")
+_SURR_ATAN, _SURR_FAST_SIGMOID = 0, 1
+
+
+# ---- fused Numba kernels (scalar β and θ, CPU float32/float64) -------------------------------------
+# Operations and their order match the torch ops of snn.Leaky exactly (no fastmath: no FMA
+# contraction or reassociation), so spikes and membranes are bitwise equal to snnTorch's.
+@numba.njit(cache=True, error_model="numpy")
+def _scan_fwd_kernel(cur, consts, mode, mem, spk):  # pragma: no cover - compiled
+    T, N = cur.shape
+    b, th, one = consts[0], consts[1], consts[2]
+    zero = one - one
+    m = np.zeros(N, cur.dtype)
+    for t in range(T):
+        for n in range(N):
+            x = m[n]
+            if mode == 0 and t > 0:
+                x = b * ((one - spk[t - 1, n]) * x) + cur[t, n]
+            elif mode == 1 and t > 0:
+                x = (b * x + cur[t, n]) - spk[t - 1, n] * th
+            else:
+                x = b * x + cur[t, n]
+            m[n] = x
+            mem[t, n] = x
+            spk[t, n] = one if (x - th) > zero else zero
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _scan_bwd_kernel(mem, spk, gs, gm, consts, mode, surr, has_gs, has_gm, delta, acc):  # pragma: no cover
+    """delta[t] = gm[t] + gs[t]·σ'(mem[t] − θ) + c[t+1]·delta[t+1]; acc[0] += Σ δ·m̃[t−1] (∂L/∂β),
+    acc[1] += −Σ gs·σ' − Σ δ·r (subtract) (∂L/∂θ)."""
+    T, N = mem.shape
+    b, th, p, one = consts[0], consts[1], consts[2], consts[3]
+    carry = np.zeros(N, mem.dtype)
+    gb = 0.0
+    gt = 0.0
+    half_pi = math.pi / 2
+    for t in range(T - 1, -1, -1):
+        for n in range(N):
+            a = carry[n]
+            if has_gm:
+                a += gm[t, n]
+            if has_gs:
+                u = mem[t, n] - th
+                if surr == 0:  # ATan: α/2 / (1 + (π/2·α·u)²)
+                    v = half_pi * p * u
+                    d = (p / 2) / (one + v * v)
+                else:  # FastSigmoid: 1 / (k|u| + 1)²
+                    v = p * abs(u) + one
+                    d = one / (v * v)
+                sg = gs[t, n] * d
+                a += sg
+                gt -= sg
+            delta[t, n] = a
+            if t > 0:
+                r = spk[t - 1, n]
+                prev = mem[t - 1, n]
+                if mode == 0:
+                    prev = (one - r) * prev
+                    carry[n] = b * ((one - r) * a)
+                else:
+                    carry[n] = b * a
+                    if mode == 1:
+                        gt -= a * r
+                gb += a * prev
+    acc[0] = gb
+    acc[1] = gt
+
+
+def _surrogate_kind(fn: Callable) -> tuple[int, float] | None:
+    """(kind, parameter) when ``fn`` is snnTorch's ``surrogate.atan(alpha)`` or
+    ``surrogate.fast_sigmoid(slope)`` closure (whose derivative the kernel evaluates); else None."""
+    code = getattr(fn, "__code__", None)
+    if getattr(fn, "__module__", "") != "snntorch.surrogate" or code is None or not fn.__closure__:
+        return None
+    cells = dict(zip(code.co_freevars, (c.cell_contents for c in fn.__closure__)))
+    if fn.__qualname__ == "atan.<locals>.inner" and isinstance(cells.get("alpha"), (int, float)):
+        return _SURR_ATAN, float(cells["alpha"])
+    if fn.__qualname__ == "fast_sigmoid.<locals>.inner" and isinstance(cells.get("slope"), (int, float)):
+        return _SURR_FAST_SIGMOID, float(cells["slope"])
+    return None
 
 
 def make_leaky(beta: float | torch.Tensor, threshold: float | torch.Tensor, reset: str,
@@ -54,6 +137,20 @@ class _LeakyScan(torch.autograd.Function):
     def forward(ctx, cur, beta, thr, mode: int, spike_fn):  # type: ignore[override]
         T = cur.shape[0]
         bc = beta.clamp(0, 1)
+        ctx.mode = mode
+        ctx.spike_fn = spike_fn
+        ctx.set_materialize_grads(False)  # an unused output (e.g. membrane) arrives as None, not zeros
+        ctx.kernel = (cur.device.type == "cpu" and cur.dtype in (torch.float32, torch.float64)
+                      and beta.numel() == 1 and thr.numel() == 1)
+        if ctx.kernel:
+            c = cur.detach().contiguous()
+            mem = torch.empty_like(c)
+            spk = torch.empty_like(c)
+            consts = np.array([float(bc), float(thr), 1.0], dtype=np.float32 if c.dtype == torch.float32 else np.float64)
+            _scan_fwd_kernel(c.reshape(T, -1).numpy(), consts, mode, mem.reshape(T, -1).numpy(),
+                             spk.reshape(T, -1).numpy())
+            ctx.save_for_backward(mem, spk, beta, thr)
+            return spk, mem
         mem = torch.empty_like(cur)
         spk = torch.empty_like(cur)
         m = torch.zeros_like(cur[0])
@@ -67,8 +164,6 @@ class _LeakyScan(torch.autograd.Function):
                 m = bc * m + cur[t]
             mem[t] = m
             torch.gt(m - thr, 0, out=spk[t])
-        ctx.mode = mode
-        ctx.spike_fn = spike_fn
         ctx.save_for_backward(mem, spk, beta, thr)
         return spk, mem
 
@@ -77,6 +172,25 @@ class _LeakyScan(torch.autograd.Function):
         mem, spk, beta, thr = ctx.saved_tensors
         mode = ctx.mode
         bc = beta.clamp(0, 1)
+        surr = _surrogate_kind(ctx.spike_fn) if ctx.kernel else None
+        if surr is not None:
+            T = mem.shape[0]
+            np_dt = np.float32 if mem.dtype == torch.float32 else np.float64
+            consts = np.array([float(bc), float(thr), surr[1], 1.0], dtype=np_dt)
+            delta = torch.empty_like(mem)
+            acc = np.zeros(2, dtype=np.float64)
+            empty = np.zeros((0, 0), dtype=np_dt)
+            gs = g_spk.contiguous().reshape(T, -1).numpy() if g_spk is not None else empty
+            gm = g_mem.contiguous().reshape(T, -1).numpy() if g_mem is not None else empty
+            _scan_bwd_kernel(mem.reshape(T, -1).numpy(), spk.reshape(T, -1).numpy(), gs, gm, consts, mode,
+                             surr[0], g_spk is not None, g_mem is not None, delta.reshape(T, -1).numpy(), acc)
+            g_beta = g_thr = None
+            if ctx.needs_input_grad[1]:
+                inside = bool((beta >= 0) & (beta <= 1))
+                g_beta = torch.full_like(beta, acc[0] if inside else 0.0)
+            if ctx.needs_input_grad[2]:
+                g_thr = torch.full_like(thr, acc[1])
+            return delta, g_beta, g_thr, None, None
         a = torch.zeros_like(mem) if g_mem is None else g_mem.clone()
         sg = None
         if g_spk is not None:

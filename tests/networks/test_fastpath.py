@@ -74,11 +74,19 @@ def test_convnet_fast_equals_snntorch(reset):
     _assert_same(model, x, y)
 
 
-def test_leaky_scan_matches_snn_leaky_per_neuron_params():
+@pytest.mark.parametrize("case", ["per-neuron", "atan", "fast_sigmoid", "sigmoid"])
+def test_leaky_scan_matches_snn_leaky(case):
+    """Per-neuron β/θ: torch recursion; scalar β/θ: Numba kernels (atan / fast_sigmoid backward in the
+    kernel, any other surrogate through autograd)."""
     torch.manual_seed(4)
     for reset in ("zero", "subtract", "none"):
-        lif = make_leaky(torch.rand(30) * 0.6 + 0.3, torch.rand(30) + 0.5, reset, learn_beta=True,
-                         learn_threshold=True)
+        if case == "per-neuron":
+            beta, thr, surr = torch.rand(30) * 0.6 + 0.3, torch.rand(30) + 0.5, None
+        else:
+            beta, thr = 0.8, 0.9
+            surr = {"atan": snn.surrogate.atan(alpha=3.0), "fast_sigmoid": snn.surrogate.fast_sigmoid(slope=10),
+                    "sigmoid": snn.surrogate.sigmoid(slope=5)}[case]
+        lif = make_leaky(beta, thr, reset, surr, learn_beta=True, learn_threshold=True)
         cur = (torch.randn(40, 5, 30) * 0.7 + 0.3).requires_grad_(True)
         w1, w2 = torch.randn(40, 5, 30), torch.randn(40, 5, 30)
         grads = []
