@@ -162,3 +162,27 @@ def test_unsupported_layer_and_reset_errors_name_the_layer():
         LayerIR(np.ones((2, 2)), None, 0.9, 1.0, "bogus", "mylayer")
     with pytest.raises(ExportError, match="binary"):
         simulate_snntorch(extract_ir(_model([4, 3], 0.9, 1.0, "zero", 0)), np.full((2, 1, 4), 0.5))
+
+
+def test_spiking_mlp_binary_synapses_float_exact():
+    """A metaspin SpikingMLP with metaplastic binary synapses (frozen to ±scale) and batch norm
+    folded into weights: Lava float ≡ the model's own forward pass (float64)."""
+    from metaspin_snn.networks.train import build_model
+
+    torch.manual_seed(1)
+    model = build_model("mlp", (24,), 6, hidden=(32,), synapse="metaplastic", beta=0.9,
+                        threshold=1.0, reset="subtract", norm="batch")
+    model.train()
+    with torch.no_grad():  # populate batch-norm running statistics
+        model((torch.rand(20, 64, 24) < 0.5).float())
+    model = model.double().eval()
+    ir = extract_ir(model)
+    x = _spikes(30, 6, 24, 0.5, 1)
+    with torch.no_grad():
+        out = model(torch.from_numpy(x).double()).out_spikes.numpy().astype(np.uint8)
+    ref = simulate_snntorch(ir, x)
+    np.testing.assert_array_equal(ref[-1], out)
+    got = run_lava(ir, x, record_all=True, timeout=120).layers
+    for a, b in zip(ref, got):
+        assert 0.01 < a.mean() < 0.9
+        np.testing.assert_array_equal(b, a)
