@@ -29,12 +29,22 @@ equations re-derived and re-implemented here, no code copied.
   - ``D < 0``: ``x₁ ← 0``, ``x₂ ← f⁻¹(f(0) + D)``;
 
   so ``f(x₂) − f(x₁) = D`` exactly (up to float rounding) and the device that must stay high gets its
-  full range back. For the linear response this is the repository's rule (saturated device set to
-  ``f(x_max) − (f(x₂) − f(0))``, partner to ``f(0)``); the part of the last pulse beyond ``x_max`` is
-  lost (saturation), as there. Refreshes are counted per synapse.
+  full range back. This is the repository's rule written in x (there, in voltage: the saturated
+  device ← ``f(x_max) − (f(partner) − f(0))``, partner ← ``f(0)``; the saturated device is always the
+  one on the losing side of D, so both coincide); the part of the last pulse beyond ``x_max`` is
+  lost (saturation), as there. A refresh is triggered only by a device pulsed in this step, and
+  counted per synapse (``n_refresh``); pulses are counted in ``n_pulse``.
+* Initial state: ``w ~ U(−init_range, init_range)`` programmed with the same least-range rule (the
+  repository starts both devices slightly below f(0); the difference is a common-mode offset).
+  Not modelled: the repository's optional ``physical_clip`` (smooth suppression of sub-0.18-pulse
+  steps) and its matrix-product voltage noise σ_v (a layer property, not a synapse one).
 * ``hidden()`` = ``(x₁ + x₂) / (2·x_max)`` ∈ [0, 1]: the fraction of the pair's pulse budget used
   since its last refresh — a trace of cumulative write activity (each refresh drops it to the
   minimum that encodes |w|).
+
+Kernel: blocks of 4096 synapses; a branch-free, vectorised float32 pulse pass (bit-equal to
+:func:`mi_step_torch`), then, only in blocks where a device saturated, a float64 refresh pass while
+the block is in cache — one pass over memory.
 """
 from __future__ import annotations
 

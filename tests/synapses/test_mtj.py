@@ -66,6 +66,20 @@ def test_switch_probability_statistics(backend, b, x0, v):
     assert 0.01 < P  # the check is informative
 
 
+def test_consolidated_devices_resist_switching():
+    """Metaplasticity: the same opposing pulse flips plastic devices (x = 0) ~36× more often than
+    consolidated ones (x = 1), P ≈ 0.596 vs 0.0165 at V_max with the defaults (no spread here)."""
+    n = 40_000
+    m = mtj((2 * n,), backend="numba", delta_spread=0.0, v_c_spread=0.0, tau_ret=math.inf, seed=2)
+    m.s.fill_(-1)
+    m.x[n:] = 1.0
+    m.update(torch.full((2 * n,), -1.0))  # g < 0: target +1, V capped at V_max = 0.46 V
+    f0 = (m.s[:n] == 1).double().mean().item()
+    f1 = (m.s[n:] == 1).double().mean().item()
+    assert abs(f0 - 0.596) < 0.015 and abs(f1 - 0.0165) < 0.004, (f0, f1)
+    assert torch.equal(m.x[n:], torch.ones(n))  # disagreeing gradient does not consolidate
+
+
 @pytest.mark.parametrize("b", [1.0, 2.0])
 @pytest.mark.parametrize("parallel", [False, True])
 def test_kernel_equals_reference(b, parallel):
