@@ -229,9 +229,8 @@ def train_classifier(dataset: str = "mnist", *, arch: str = "mlp", synapse: str 
         res = evaluate(model, _batches(xte, yte, 256, kind, encoding, num_steps, test_gen, False))
         history.append(dict(epoch=ep + 1, train_loss=sum(losses) / len(losses), test_accuracy=res.accuracy,
                             test_loss=res.loss))
-        if progress:
-            print(f"epoch {ep + 1}/{epochs}: train loss {history[-1]['train_loss']:.4f}, "
-                  f"test accuracy {res.accuracy:.4f}", flush=True)
+        print(f"epoch {ep + 1}/{epochs}: train loss {history[-1]['train_loss']:.4f}, "
+              f"test accuracy {res.accuracy:.4f}", flush=True)
     sizes = [st.out_shape for st in model.stages]
     n_neurons = [int(torch.tensor(s).prod()) for s in sizes]
     result = dict(config=config, seed=seed, versions=_versions(), test_accuracy=res.accuracy,

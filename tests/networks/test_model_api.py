@@ -188,3 +188,28 @@ def test_record_membrane_traces():
     assert out.out_spikes.shape == (7, 2, 3)
     model.record = False
     assert model(torch.rand(7, 2, 10)).membrane is None
+
+
+def test_fold_norm_convnet_weights_mode():
+    seed_everything(1)
+    model = SpikingConvNet((1, 10, 10), 3, channels=(4,), kernel_size=3, pool=2, norm="batch",
+                           threshold=0.5).double()
+    opt = make_optimizer(model, lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = (torch.rand(5, 8, 1, 10, 10, generator=g) < 0.4).double()
+        train_step(model, opt, x, torch.randint(0, 3, (8,), generator=g))
+    for st in model.stages:
+        st.norms[0].weight.data.uniform_(0.5, 2.0)
+    model.eval()
+    x = (torch.rand(5, 8, 1, 10, 10, generator=g) < 0.4).double()
+    ref = model(x)
+    f_conv, f_lin = fold_norm(model)
+    assert f_conv.kind == "conv" and f_conv.pool == 2 and f_conv.padding == 1
+    cur = torch.nn.functional.conv2d(x.reshape(40, 1, 10, 10), f_conv.weight, f_conv.bias, padding=f_conv.padding)
+    cur = torch.nn.functional.max_pool2d(cur, f_conv.pool).reshape(5, 8, 4, 5, 5)
+    s1, _ = leaky_scan(cur, model.stages[0].lif)
+    cur2 = s1.reshape(5, 8, -1) @ f_lin.weight.t() + f_lin.bias
+    s2, _ = leaky_scan(cur2, model.stages[1].lif)
+    assert torch.equal(s1.sum(0).reshape(8, -1), ref.spikes[0])
+    assert torch.equal(s2.sum(0), ref.spikes[1])
