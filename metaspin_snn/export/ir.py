@@ -174,9 +174,43 @@ def _leaky_params(name: str, module: nn.Module, n: int) -> dict:
             "reset": reset}
 
 
+MAX_UNROLLED = 20_000_000  # entries of a conv layer unrolled into a dense matrix
+
+
+def _unroll_conv(fl, in_shape: tuple, where: str) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """A conv stage (stride, padding, no pooling) as the equivalent dense matrix on C-order
+    flattened [C, H, W] spikes: column j = the conv of the j-th unit input (exact weights)."""
+    import torch.nn.functional as F
+
+    if fl.pool > 1:
+        raise ExportError(f"layer {where!r} (conv + max-pool {fl.pool}): max-pooling of synaptic "
+                          "currents has no Lava / Loihi 2 Dense + LIF equivalent; train with "
+                          "pool=1 to export a conv net")
+    if len(in_shape) != 3:
+        raise ExportError(f"layer {where!r} (conv): input shape {in_shape} is not [C, H, W]")
+    w = fl.weight.detach().cpu().double()
+    n_in = int(np.prod(in_shape))
+    with torch.no_grad():
+        probe = F.conv2d(torch.zeros(1, *in_shape, dtype=torch.float64), w, None, fl.stride,
+                         fl.padding)
+    n_out = probe.numel()
+    if n_in * n_out > MAX_UNROLLED:
+        raise ExportError(f"layer {where!r} (conv): unrolled dense matrix {n_out}x{n_in} exceeds "
+                          f"{MAX_UNROLLED} entries")
+    with torch.no_grad():
+        basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *in_shape)
+        cols = F.conv2d(basis, w, None, fl.stride, fl.padding).reshape(n_in, n_out)
+    per_channel = n_out // w.shape[0]
+    b = None
+    if fl.bias is not None:
+        b = np.repeat(fl.bias.detach().cpu().double().numpy(), per_channel)
+    return cols.T.contiguous().numpy().copy(), b, per_channel
+
+
 def _extract_spiking_net(model: nn.Module, task: int | None) -> NetworkIR:
     """IR of a ``metaspin_snn.networks`` SpikingMLP/SpikingConvNet via its ``fold_norm`` (eval mode:
-    frozen effective weights, batch norm folded into weights and biases)."""
+    frozen effective weights, batch norm folded into weights and biases). Conv stages without
+    pooling are unrolled into dense layers (Lava Dense computes the same sums)."""
     from ..networks import fold_norm
 
     name = type(model).__name__
@@ -189,22 +223,32 @@ def _extract_spiking_net(model: nn.Module, task: int | None) -> NetworkIR:
     finally:
         model.train(was_training)
     layers = []
-    for i, fl in enumerate(folded):
+    shape = tuple(model.in_shape)
+    for i, (fl, st) in enumerate(zip(folded, model.stages)):
         where = f"{name}.stages[{i}]"
-        if fl.kind != "linear":
-            raise ExportError(f"layer {where!r} ({fl.kind}) is not supported: export handles "
-                              "fully connected stages only (no Lava Conv mapping here)")
         if fl.reset not in RESETS:
             raise ExportError(f"layer {where!r} (Leaky): reset mechanism {fl.reset!r} is not "
                               f"supported (supported: {', '.join(RESETS)}; output='membrane' "
                               "models have a non-resetting read-out stage)")
-        w = fl.weight.detach().cpu().double().numpy().copy()
-        b = fl.bias.detach().cpu().double().numpy().copy() if fl.bias is not None else None
+        if fl.kind == "conv":
+            w, b, per_channel = _unroll_conv(fl, shape, where)
+            out_shape = tuple(st.out_shape)
+        elif fl.kind == "linear":
+            w = fl.weight.detach().cpu().double().numpy().copy()
+            b = fl.bias.detach().cpu().double().numpy().copy() if fl.bias is not None else None
+            per_channel, out_shape = 1, (w.shape[0],)
+        else:
+            raise ExportError(f"layer {where!r} ({fl.kind}) is not supported")
         if b is not None and not np.any(b):
             b = None
-        layers.append(LayerIR(w, b, _vector(fl.beta.clamp(0, 1), w.shape[0], "beta", where),
-                              _vector(fl.threshold, w.shape[0], "threshold", where), fl.reset,
-                              name=where))
+        n = w.shape[0]
+        beta, thr = (np.asarray(v.detach().cpu().double().numpy()) for v in
+                     (fl.beta.clamp(0, 1), fl.threshold))
+        beta, thr = (np.repeat(v.reshape(-1), per_channel) if v.size > 1 and v.size * per_channel
+                     == n else v for v in (beta, thr))
+        layers.append(LayerIR(w, b, _vector(beta, n, "beta", where),
+                              _vector(thr, n, "threshold", where), fl.reset, name=where))
+        shape = out_shape
     return NetworkIR(tuple(layers))
 
 

@@ -186,3 +186,29 @@ def test_spiking_mlp_binary_synapses_float_exact():
     for a, b in zip(ref, got):
         assert 0.01 < a.mean() < 0.9
         np.testing.assert_array_equal(b, a)
+
+
+def test_conv_net_without_pooling_exports_spike_exact():
+    """SpikingConvNet (pool=1, batch norm folded): conv stages unrolled into Dense; Lava float ≡
+    the model's forward pass. With max-pooling export is refused, naming the stage."""
+    from metaspin_snn.networks import SpikingConvNet
+
+    torch.manual_seed(0)
+    model = SpikingConvNet((1, 8, 8), 4, channels=[3, 4], kernel_size=3, pool=1, norm="batch",
+                           threshold=0.5)
+    with torch.no_grad():
+        model((torch.rand(10, 32, 1, 8, 8) < 0.5).float())
+    model = model.double().eval()
+    ir = extract_ir(model)
+    assert ir.sizes == [64, 3 * 64, 4 * 64, 4]
+    x = _spikes(20, 4, 64, 0.5, 2)
+    with torch.no_grad():
+        out = model(torch.from_numpy(x).double().reshape(20, 4, 1, 8, 8)).out_spikes.numpy()
+    ref = simulate_snntorch(ir, x)
+    np.testing.assert_array_equal(ref[-1], out.astype(np.uint8))
+    got = run_lava(ir, x, record_all=True, timeout=120).layers
+    for a, b in zip(ref, got):
+        assert 0.01 < a.mean() < 0.9
+        np.testing.assert_array_equal(b, a)
+    with pytest.raises(ExportError, match=r"stages\[0\]' \(conv \+ max-pool 2\)"):
+        extract_ir(SpikingConvNet((1, 8, 8), 4, channels=[3]))
