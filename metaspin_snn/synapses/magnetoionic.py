@@ -337,7 +337,7 @@ class MagnetoIonicPair(SynapseModel):
 
     def _update_torch(self, grad: torch.Tensor) -> None:
         p: MagnetoIonicParams = self.params
-        g = grad.to(device=self.x1.device, dtype=torch.float32)
+        g = grad.to(device=self.x1.device, dtype=self.x1.dtype)
         mi_step_torch(g, self.x1, self.x2, self.nu1, self.nu2, self.n_pulse, self.n_refresh,
                       float(p.lr), float(p.min_dx), float(p.x_max), p.kind(), *p.coeffs())
 
@@ -356,10 +356,11 @@ class MagnetoIonicPair(SynapseModel):
              float(p.lr), float(p.min_dx), float(p.x_max), p.kind(), p0, p1, p2)
 
     def use_numba(self, grad: torch.Tensor) -> bool:
-        on_cpu = self.x1.device.type == "cpu"
-        if self.backend == "numba" and not on_cpu:
-            raise ValueError(f"MagnetoIonicPair: backend='numba' needs the state on the CPU, it is on {self.x1.device}")
-        return super().use_numba(grad) and on_cpu
+        ok = self.x1.device.type == "cpu" and self.x1.dtype == torch.float32
+        if self.backend == "numba" and not ok:
+            raise ValueError(f"MagnetoIonicPair: backend='numba' needs float32 state on the CPU, "
+                             f"it is {self.x1.dtype} on {self.x1.device}")
+        return super().use_numba(grad) and ok
 
     def hidden(self) -> torch.Tensor:
         """(x₁ + x₂)/(2·x_max) ∈ [0, 1]: fraction of the pulse budget used since the last refresh."""

@@ -343,10 +343,10 @@ class MetaplasticMTJ(SynapseModel):
         expression, exactly ±scale without noise)."""
         p: MTJParams = self.params
         _, _, half = self.conductance_levels()
-        w = self.s.to(torch.float32)
+        w = self.s.to(self.x.dtype)
         if (sample or p.eval_noise) and p.read_noise > 0:
-            eps = torch.randn(self.shape, generator=self._gen).to(self.s.device)
-            gs = torch.where(self.s > 0, 1.0, 1.0 / (1.0 + p.tmr)).to(torch.float32)
+            eps = torch.randn(self.shape, generator=self._gen).to(device=self.s.device, dtype=w.dtype)
+            gs = torch.where(self.s > 0, 1.0, 1.0 / (1.0 + p.tmr)).to(w.dtype)
             w = w + (p.read_noise / half) * gs * eps
         return w * p.scale
 
@@ -364,7 +364,7 @@ class MetaplasticMTJ(SynapseModel):
 
     def _update_torch(self, grad: torch.Tensor) -> None:
         gum = self._gumbel().to(self.x.device)
-        g = grad.to(device=self.x.device, dtype=torch.float32)
+        g = grad.to(device=self.x.device, dtype=self.x.dtype)
         mtj_step_torch(g, gum, *(getattr(self, n) for n in self._STATE), *self.kernel_scalars())
 
     def _update_numba(self, grad: torch.Tensor) -> None:
@@ -379,10 +379,11 @@ class MetaplasticMTJ(SynapseModel):
              *(getattr(self, n).view(-1).numpy() for n in self._STATE), *self.kernel_scalars())
 
     def use_numba(self, grad: torch.Tensor) -> bool:
-        on_cpu = self.x.device.type == "cpu"
-        if self.backend == "numba" and not on_cpu:
-            raise ValueError(f"MetaplasticMTJ: backend='numba' needs the state on the CPU, it is on {self.x.device}")
-        return super().use_numba(grad) and on_cpu
+        ok = self.x.device.type == "cpu" and self.x.dtype == torch.float32
+        if self.backend == "numba" and not ok:
+            raise ValueError(f"MetaplasticMTJ: backend='numba' needs float32 state on the CPU, "
+                             f"it is {self.x.dtype} on {self.x.device}")
+        return super().use_numba(grad) and ok
 
     def hidden(self) -> torch.Tensor:
         """The ionic state x ∈ [0, 1] (0 = plastic, 1 = consolidated)."""

@@ -256,3 +256,30 @@ def test_learns_a_linear_classifier(response):
     acc = ((Xt @ m.effective_weight() > 0).float() == yt).float().mean().item()
     assert acc > 0.85 and acc > acc0 + 0.2, (acc0, acc)
     assert m.total_pulses() > 0
+
+
+def test_trains_through_synaptic_optimizer_and_dtype_moves():
+    from metaspin_snn.synapses import SynapticOptimizer
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.syn = MagnetoIonicPair((2, 8), MagnetoIonicParams(lr=10.0, seed=1))
+
+        def forward(self, x):
+            return x @ self.syn.effective_weight().t()
+
+    net = Net()
+    opt = SynapticOptimizer(net)
+    x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    assert net.syn.total_pulses() > 0
+    net.double()
+    assert net.syn.effective_weight().dtype == torch.float64
+    net.syn.update(torch.randn(2, 8, dtype=torch.float64))
+    assert (net.syn.x1 <= 27).all() and (net.syn.x2 <= 27).all()
+    with pytest.raises(ValueError, match="float32 state on the CPU"):
+        MagnetoIonicPair((3,), backend="numba").double().update(torch.zeros(3))

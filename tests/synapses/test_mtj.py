@@ -266,3 +266,31 @@ def test_learns_a_linear_classifier_with_defaults(seed):
     acc = ((Xt @ m.effective_weight() > 0).float() == yt).float().mean().item()
     assert acc > 0.9 and acc > acc0 + 0.2, (acc0, acc)
     assert m.total_switches() > 0 and m.hidden().mean().item() > 0.2  # it consolidated
+
+
+def test_trains_through_synaptic_optimizer_and_dtype_moves():
+    from metaspin_snn.synapses import SynapticOptimizer
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.syn = MetaplasticMTJ((2, 8), MTJParams(seed=1))
+            self.bias = torch.nn.Parameter(torch.zeros(2))
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.syn.effective_weight(), self.bias)
+
+    net = Net()
+    opt = SynapticOptimizer(net, lambda ps: torch.optim.SGD(ps, lr=0.1))
+    x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    assert net.syn.total_pulses() + int(net.syn.n_consolidate.sum()) > 0
+    net.double()  # float64 state: the torch reference runs, weights follow the dtype
+    assert net.syn.x.dtype == torch.float64 and net.syn.effective_weight().dtype == torch.float64
+    net.syn.update(torch.randn(2, 8, dtype=torch.float64) * 0.05)
+    assert set(net.syn.s.unique().tolist()) <= {-1, 1}
+    with pytest.raises(ValueError, match="float32 state on the CPU"):
+        MetaplasticMTJ((3,), backend="numba").double().update(torch.zeros(3))
