@@ -16,6 +16,7 @@ fixed point also the bit-exact emulator).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import tempfile
@@ -62,7 +63,12 @@ def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     config = meta.get("config")
     if not isinstance(config, dict):
         raise ExportError(f"{path}: checkpoint has no meta['config'] to rebuild the model from")
-    net_kw = {k: config[k] for k in ("beta", "threshold", "reset", "norm", "output") if k in config}
+    from ..networks import SpikingConvNet, SpikingMLP
+
+    cls = SpikingMLP if config.get("arch") == "mlp" else SpikingConvNet
+    accepted = set(inspect.signature(cls.__init__).parameters) - {
+        "self", "sizes", "in_shape", "n_classes", "channels", "synapse"}
+    net_kw = {k: v for k, v in config.items() if k in accepted}  # beta, threshold, reset, norm, ...
     model = build_model(config["arch"], tuple(config["in_shape"]), int(config["n_classes"]),
                         hidden=tuple(config.get("hidden", (512,))),
                         channels=tuple(config.get("channels", (12, 32))),
