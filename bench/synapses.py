@@ -34,6 +34,9 @@ from numba import njit, prange
 
 from metaspin_snn.synapses.bayesbinn import bayesbinn_kernel, bayesbinn_kernel_parallel, bayesbinn_step_torch
 from metaspin_snn.synapses.mesu import mesu_kernel, mesu_kernel_parallel, mesu_step_torch
+from metaspin_snn.synapses.magnetoionic import (MagnetoIonicParams, mi_kernel, mi_kernel_parallel,
+                                                mi_step_torch)
+from metaspin_snn.synapses.mtj import MetaplasticMTJ, MTJParams, mtj_kernel, mtj_kernel_parallel, mtj_step_torch
 from metaspin_snn.synapses.metaplastic import (metaplastic_kernel, metaplastic_kernel_parallel,
                                                metaplastic_step_torch)
 
@@ -151,10 +154,85 @@ def case_bayesbinn(n: int) -> Case:
     return Case("BayesianBinary", make_state, fused, reference, lambda p: FLOOR_2RW_3R[p])
 
 
+def _floor_mi(g, x1, x2, nu1, nu2, n_pulse):  # MagnetoIonicPair: x₁, x₂, pulse count rw; g, ν₁, ν₂ read
+    for i in prange(g.size):
+        a, b = x1[i], x2[i]
+        x1[i] = b + g[i]
+        x2[i] = a + nu1[i] + nu2[i]
+        n_pulse[i] += 1
+
+
+def _floor_mtj(g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy):  # MetaplasticMTJ: 6 rw, 4 r
+    for i in prange(g.size):
+        a, b = x[i], energy[i]
+        x[i] = b + g[i] + gum[i]
+        energy[i] = a + dfac[i] + vc[i]
+        s[i] = -s[i]
+        n_pulse[i] += 1
+        n_switch[i] += 1
+        n_consol[i] += 1
+
+
+FLOOR_MI = _pair(_floor_mi)
+FLOOR_MTJ = _pair(_floor_mtj)
+
+
+def case_magnetoionic(n: int) -> Case:
+    """MagnetoIonicPair, linear response, lr = 1 pulse per unit |g|, |g| ~ 0.05: most steps pulse one
+    device by ~0.05 pulse; refreshes are rare (the fix-up pass runs only in blocks that saturate)."""
+    p = MagnetoIonicParams(lr=1.0)
+    sc = (float(p.lr), float(p.min_dx), float(p.x_max), p.kind(), *p.coeffs())
+
+    def make_state():
+        gen = torch.Generator().manual_seed(3)
+        return [_randn(n, gen, 0.05), torch.rand(n, generator=gen) * 20.0, torch.rand(n, generator=gen) * 20.0,
+                _randn(n, gen, 0.2, 1.0).abs(), _randn(n, gen, 0.2, 1.0).abs(),
+                torch.zeros(n, dtype=torch.int32), torch.zeros(n, dtype=torch.int32)]
+
+    def fused(parallel):
+        k = mi_kernel_parallel if parallel else mi_kernel
+        return lambda g, x1, x2, nu1, nu2, npu, nre: k(g, x1, x2, nu1, nu2, npu, nre, *sc)
+
+    def reference(g, x1, x2, nu1, nu2, npu, nre):
+        mi_step_torch(g, x1, x2, nu1, nu2, npu, nre, *sc)
+
+    def floor(parallel):
+        k = FLOOR_MI[parallel]
+        return lambda g, x1, x2, nu1, nu2, npu, nre: k(g, x1, x2, nu1, nu2, npu)
+
+    return Case("MagnetoIonicPair", make_state, fused, reference, floor)
+
+
+def case_mtj(n: int) -> Case:
+    """MetaplasticMTJ with default parameters (b = 1), |g| ~ 0.05, x ~ U(0, 1), random states; the
+    Gumbel noise is an input (drawn by the model before the kernel), like MESU's ε."""
+    sc = MetaplasticMTJ((1,), MTJParams()).kernel_scalars()
+    i32 = torch.int32
+
+    def make_state():
+        gen = torch.Generator().manual_seed(4)
+        u = torch.rand(n, generator=gen, dtype=torch.float64)
+        s = torch.where(torch.rand(n, generator=gen) < 0.5, 1, -1).to(torch.int8)
+        return [_randn(n, gen, 0.05), (-torch.log(-torch.log(u))).float(), s, torch.rand(n, generator=gen),
+                _randn(n, gen, 0.05, 1.0), _randn(n, gen, 0.01, 0.5), torch.zeros(n, dtype=i32),
+                torch.zeros(n, dtype=i32), torch.zeros(n, dtype=i32), torch.zeros(n)]
+
+    def fused(parallel):
+        k = mtj_kernel_parallel if parallel else mtj_kernel
+        return lambda *a: k(*a, *sc)
+
+    def reference(*a):
+        mtj_step_torch(*a, *sc)
+
+    return Case("MetaplasticMTJ", make_state, fused, reference, lambda p: FLOOR_MTJ[p])
+
+
 CASES: dict[str, Callable[[int], Case]] = {
     "metaplastic": case_metaplastic,
     "mesu": case_mesu,
     "bayesbinn": case_bayesbinn,
+    "magnetoionic": case_magnetoionic,
+    "mtj": case_mtj,
 }
 
 
