@@ -146,7 +146,7 @@ def run_export(args: argparse.Namespace) -> int:
     """Entry point of ``metaspin export``; returns the exit status."""
     import time
 
-    from .verify import verify
+    from .verification import verify
 
     model, config = load_checkpoint_model(args.checkpoint)
     t0 = time.perf_counter()

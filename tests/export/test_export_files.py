@@ -18,7 +18,7 @@ from metaspin_snn.export.lava import (LavaRunError, _shm_names, orphan_shm, run_
                                       session_processes)
 from metaspin_snn.export.netx import read_netx, write_netx
 from metaspin_snn.export.nir_io import read_nir, to_nir, write_nir
-from metaspin_snn.export.verify import verify
+from metaspin_snn.export.verification import verify
 
 
 def _ir(seed=0, beta=(0.9, 0.8), per_neuron=False):
