@@ -70,9 +70,9 @@ class OnlineConfig:
     train_hidden: bool = True
     # probabilistic metaplasticity (per layer: hidden, output)
     pmp_hidden: ProbabilisticMetaplasticity = field(default_factory=lambda: ProbabilisticMetaplasticity(
-        n_levels=16, err_th=4.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.01, m_max=5.0))
+        n_levels=16, err_th=4.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.02, m_max=10.0))
     pmp_out: ProbabilisticMetaplasticity = field(default_factory=lambda: ProbabilisticMetaplasticity(
-        n_levels=16, err_th=2.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.01, m_max=5.0))
+        n_levels=16, err_th=2.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.02, m_max=10.0))
     # three-factor learning rates
     eta_hidden: float = 0.002
     eta_out: float = 0.005
