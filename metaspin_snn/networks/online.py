@@ -310,3 +310,30 @@ class OnlineSNN:
 
     def task_boundary(self) -> None:
         """No-op: consolidation is carried by the synapses' metaplasticity m."""
+
+    # ---- checkpointing -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Weights, metaplastic state, feedback matrix and generator states (resume-exact)."""
+        return {"w_hidden": self.w_hidden.clone(), "w_out": self.w_out.clone(),
+                "feedback": self.feedback.clone(),
+                "m_hidden": None if self.state_hidden.m is None else self.state_hidden.m.clone(),
+                "m_out": None if self.state_out.m is None else self.state_out.m.clone(),
+                "gen": self._gen.get_state(), "seed_rng": self._seed_rng.bit_generator.state,
+                "samples_seen": self.samples_seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (same config); shapes are checked."""
+        for k in ("w_hidden", "w_out", "feedback"):
+            cur = getattr(self, k)
+            if tuple(state[k].shape) != tuple(cur.shape):
+                raise ValueError(f"OnlineSNN.load_state_dict: {k} has shape {tuple(state[k].shape)}, "
+                                 f"expected {tuple(cur.shape)}")
+            cur.copy_(state[k])
+        for k, st in (("m_hidden", self.state_hidden), ("m_out", self.state_out)):
+            if (state[k] is None) != (st.m is None):
+                raise ValueError(f"OnlineSNN.load_state_dict: {k} does not match rule {self.config.rule!r}")
+            if st.m is not None:
+                st.m.copy_(state[k])
+        self._gen.set_state(state["gen"])
+        self._seed_rng.bit_generator.state = state["seed_rng"]
+        self.samples_seen = int(state["samples_seen"])

@@ -71,3 +71,14 @@ def test_online_learner_on_event_frames():
     assert net.accuracy(frames(xt), yt) > 0.85
     with pytest.raises(ValueError, match="frames"):
         net.predict(x)
+
+
+def test_online_learner_state_dict_resumes_exactly():
+    x, y = _toy(60, 6)
+    a = OnlineSNN(_cfg("pmp")).fit_online(x[:30], y[:30])
+    b = OnlineSNN(_cfg("pmp"))
+    b.load_state_dict(a.state_dict())
+    a.fit_online(x[30:], y[30:]); b.fit_online(x[30:], y[30:])
+    assert torch.equal(a.w_hidden, b.w_hidden) and torch.equal(a.state_out.m, b.state_out.m)
+    with pytest.raises(ValueError, match="m_hidden"):
+        OnlineSNN(_cfg("three")).load_state_dict(a.state_dict())
