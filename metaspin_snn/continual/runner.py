@@ -275,6 +275,18 @@ def check_synapse_params(config: RunConfig) -> None:
         f((2, 2))
 
 
+def data_synapse_params(config: RunConfig, tasks: Sequence[Task]) -> dict[str, Any]:
+    """Synapse settings that depend on the data, unless the config sets them: BayesBiNN's
+    ``n_data`` = training samples per task, MESU's memory window ``N`` = 10 × batches per pass
+    (``networks.train.default_synapse_params``)."""
+    try:
+        from ..networks.train import default_synapse_params
+    except ImportError:  # networks' single-task trainer not available
+        return {}
+    n_train = min(t.size("train") for t in tasks)
+    return default_synapse_params(config.synapse, n_train, config.batch_size)
+
+
 def build_model(config: RunConfig, tasks: Sequence[Task], scenario: Scenario) -> nn.Module:
     """A :class:`~metaspin_snn.networks.SpikingMLP` for the stream: inputs = flattened per-step input,
     ``hidden`` layers, outputs/heads/normalisation sets from the scenario."""
@@ -284,7 +296,8 @@ def build_model(config: RunConfig, tasks: Sequence[Task], scenario: Scenario) ->
         raise ValueError(f"all tasks must share one input shape, got {sorted(shapes)}")
     n_in = int(np.prod(next(iter(shapes))))
     sizes = [n_in, *config.hidden, scenario.n_outputs(tasks)]
-    syn = synapse_factory(config.synapse, len(sizes) - 1, config.seed, **config.synapse_params)
+    params = {**data_synapse_params(config, tasks), **config.synapse_params}
+    syn = synapse_factory(config.synapse, len(sizes) - 1, config.seed, **params)
     return nets.SpikingMLP(sizes, beta=config.beta, threshold=config.threshold, reset=config.reset,
                            synapse=syn, norm=None if config.norm == "none" else config.norm,
                            n_norm_sets=scenario.n_norm_sets(tasks), heads=scenario.heads(tasks),
@@ -325,7 +338,8 @@ def hidden_histograms(model: nn.Module, bins: int) -> dict[str, dict]:
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy on the network's logits (spike counts or membrane, per ``output``)."""
+    """Cross-entropy on the network's logits (spike counts or membrane, per ``output``) — the
+    ``"ce"`` loss of ``networks.compute_loss``."""
     return F.cross_entropy(logits, target)
 
 

@@ -37,7 +37,7 @@ def test_two_task_run_writes_json_and_pngs(tmp_path):
 
 
 def test_kill_and_resume_equals_uninterrupted(tmp_path):
-    kw = dict(TINY, n_tasks=3, synapse="metaplastic", synapse_params={"m": 1.5}, encoding="rate",
+    kw = dict(TINY, n_tasks=3, train_subset=150, test_subset=100, synapse="metaplastic", synapse_params={"m": 1.5}, encoding="rate",
               plugin="ewc", plugin_params={"lam": 50.0, "fisher_samples": 20, "fisher_batch": 10})
     full = run_stream(RunConfig(**kw, out=str(tmp_path / "full")))
     part_cfg = RunConfig(**kw, out=str(tmp_path / "part"))
@@ -64,3 +64,19 @@ def test_task_il_heads_with_si_on_split_mnist(tmp_path):
     assert R.shape == (5, 5) and res.scenario_label == "task-IL (multi-head)"
     assert R.diagonal().mean() > 0.75                              # two-way choices given the task id
     assert not (tmp_path / "s" / "checkpoint.pt").exists()
+
+
+def test_device_counters_and_hidden_histograms():
+    from metaspin_snn.continual.runner import device_counters, hidden_histograms, synapse_factory
+    from metaspin_snn.networks.layers import SynapticLinear
+    (fac,) = synapse_factory("mtj", 1, seed=3)
+    lay = SynapticLinear(6, 4, synapse=fac)
+    assert device_counters(lay)["pulses"] == 0
+    w = lay.synapse.effective_weight()
+    lay.synapse.update(torch.full_like(w, 0.5))
+    c = device_counters(lay)
+    s = lay.synapse
+    assert c["pulses"] == s.total_pulses() > 0 and c["switches"] == s.total_switches()
+    assert c["energy_pj"] == pytest.approx(s.total_energy_pj()) and c["energy_pj"] > 0
+    h = hidden_histograms(lay, bins=7)
+    assert list(h) == ["synapse"] and sum(h["synapse"]["counts"]) == 24 and len(h["synapse"]["edges"]) == 8

@@ -1,0 +1,53 @@
+"""``metaspin run`` argument handling: shorthand comparison set, TOML + overrides, errors exit 2."""
+import argparse
+
+import pytest
+
+from metaspin_snn.continual.cli import add_run_args, build_configs, run_cli
+
+
+def _args(*argv):
+    p = argparse.ArgumentParser()
+    add_run_args(p)
+    return p.parse_args(list(argv))
+
+
+def test_quick_pmnist_compares_finetuning_and_metaplastic(tmp_path):
+    cfgs = build_configs(_args("pmnist", "--quick", "--out", str(tmp_path)))
+    assert [c.synapse for c in cfgs] == ["real", "metaplastic", "metaplastic"]
+    assert [c.synapse_params.get("m") for c in cfgs] == [None, 0.0, 1.35]
+    assert all(c.n_tasks == 3 and c.train_subset == 6000 and c.epochs == 1 and c.encoding == "direct" for c in cfgs)
+    assert len({c.out for c in cfgs}) == 3
+
+
+def test_single_learner_and_overrides(tmp_path):
+    (c,) = build_configs(_args("split-mnist", "--synapse", "metaplastic", "--m", "1,2,3", "--plugin", "si",
+                               "--scenario", "task", "--seed", "4", "--epochs", "2", "--out", str(tmp_path)))
+    assert c.synapse_params == {"m": [1.0, 2.0, 3.0]} and c.plugin == "si" and c.scenario == "task"
+    assert c.seed == 4 and c.epochs == 2 and c.stream == "split-mnist"
+    toml = tmp_path / "c.toml"
+    toml.write_text('stream = "pmnist"\nn_tasks = 4\nsynapse = "metaplastic"\n[synapse_params]\nm = 1.0\nlr = 0.01\n')
+    (c,) = build_configs(_args(str(toml), "--m", "3", "--tasks", "2"))
+    assert c.synapse_params == {"m": 3.0, "lr": 0.01} and c.n_tasks == 2
+
+
+def test_errors_exit_2_and_name_the_key(tmp_path, capsys):
+    toml = tmp_path / "bad.toml"
+    toml.write_text('stream = "pmnist"\nepochz = 1\n')
+    assert run_cli(_args(str(toml))) == 2
+    assert "'epochz'" in capsys.readouterr().err
+    assert run_cli(_args("pmnist", "--tasks", "0")) == 2
+    assert "'n_tasks'" in capsys.readouterr().err
+    assert run_cli(_args("mnist-xyz")) == 2
+    assert run_cli(_args("pmnist", "--m", "abc")) == 2
+    assert run_cli(_args("sequence")) == 2                         # needs --sequence-dirs
+
+
+def test_run_cli_end_to_end_prints_summary(tmp_path, capsys):
+    toml = tmp_path / "tiny.toml"
+    toml.write_text(f'stream = "pmnist"\nn_tasks = 2\ntrain_subset = 100\ntest_subset = 100\nhidden = [16]\n'
+                    f'num_steps = 2\nbatch_size = 50\nprogress = false\nout = "{tmp_path / "o"}"\n')
+    assert run_cli(_args(str(toml))) == 0
+    out = capsys.readouterr().out
+    assert "| run |" in out and "ACC" in out
+    assert (tmp_path / "o" / "results.json").is_file()
