@@ -18,6 +18,10 @@ Rules (each a frozen params dataclass with a Numba kernel and a dense torch refe
 * :class:`ProbabilisticMetaplasticity` — probabilistic metaplasticity with error-triggered,
   one-level conductance steps (Zohora, Karia, Soures & Kudithipudi, Sci. Rep. 14, 2024).
 
+Device models: :func:`spike_triggered_writes` turns the events into write pulses of any 2-D
+:class:`~metaspin_snn.synapses.base.SynapseModel` (MetaplasticMTJ, MagnetoIonicPair) through the
+model's own ``update``; only synapses touched by events get a pulse.
+
 Order of operations inside one step ``t`` (the same in kernel and reference) is given in each rule's
 docstring. Entry point: :func:`apply_events` (``backend="numba"`` event engine, ``"torch"`` dense
 reference). All updates are in place on ``w`` (and on the traces / metaplastic state).
@@ -376,7 +380,8 @@ class ProbabilisticMetaplasticity:
     """Probabilistic metaplasticity on low-precision (multi-level) weights.
 
     Zohora, Karia, Soures & Kudithipudi, "Probabilistic metaplasticity for continual learning with
-    memristors in spiking networks", Sci. Rep. 14 (2024), with error-threshold eRBP (Neftci et al.
+    memristors in spiking networks", Sci. Rep. 14 (2024), doi:10.1038/s41598-024-78290-w, with
+    error-threshold eRBP (Neftci et al.
     2017; Payvand et al. 2020). Weights live on ``n_levels`` conductance levels in [w_min, w_max],
     Δg = (w_max − w_min)/(n_levels − 1). Traces: x ← x + s − x/τ (τ = 25 in the paper), i.e.
     λ = 1 − 1/τ here (not exp(−1/τ)). At each step t:
