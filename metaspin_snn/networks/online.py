@@ -13,7 +13,8 @@ that moment; the recorded spike trains then drive the plasticity engine of
 inside a presentation).
 
 Learning signal (error-triggered random back-propagation, eRBP: Neftci et al., Front. Neurosci. 11,
-324 (2017); error threshold: Payvand et al., Faraday Discuss. 213, 487 (2019)):
+324 (2017); error threshold: Payvand, Fouda, Kurdahi, Eltawil & Neftci, "Error-triggered three-factor
+learning dynamics for crossbar arrays", IEEE AICAS 2020):
 
     e_k[t] = s_out_k[t] − ρ·y_k                                    (output error, y one-hot)
     U_k ← U_k + e_k[t];  U_h ← U_h + ψ_h[t]·Σ_k B_hk·e_k[t]        (dendritic compartments)
