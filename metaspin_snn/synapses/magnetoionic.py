@@ -48,7 +48,6 @@ the block is in cache — one pass over memory.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +96,7 @@ class MagnetoIonicParams:
             raise ValueError(f"MagnetoIonicParams.response must be one of {_RESPONSES}, got {self.response!r}")
         if not isinstance(self.eval_noise, bool):
             raise ValueError(f"MagnetoIonicParams.eval_noise must be a bool, got {self.eval_noise!r}")
-        check_range(self, "lr", 0.0, None)
+        check_range(self, "lr", 0.0, 1e12)
         check_range(self, "x_max", 0.0, 1e6, lo_open=True)
         check_range(self, "lin_slope", None, 0.0, hi_open=True)  # f must decrease with pulses
         check_range(self, "lin_offset", -1e6, 1e6)

@@ -86,7 +86,8 @@ def test_one_way_moves_and_pulse_size(backend):
         up, down = g < 0, g > 0
         # g < 0 pulses device 1 by lr·|g|·ν₁ and raises w; g > 0 pulses device 2 and lowers w
         torch.testing.assert_close(m.x1[up], x1[up] + 2.0 * g[up].abs() * m.nu1[up], rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(m.x2[down], x2[down] + 2.0 * g[down].abs() * m.nu2[down], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(m.x2[down], x2[down] + 2.0 * g[down].abs() * m.nu2[down],
+                                   rtol=1e-6, atol=1e-6)
         assert torch.equal(m.x2[up], x2[up]) and torch.equal(m.x1[down], x1[down])
         assert (w1[up] > w0[up]).all() and (w1[down] < w0[down]).all()
     assert m.total_pulses() == 5 * 1000
@@ -209,7 +210,8 @@ def test_state_dict_round_trip():
 
 
 @pytest.mark.parametrize("field,value", [
-    ("lr", -1.0), ("x_max", 0.0), ("lin_slope", 0.01), ("exp_amp", -1.0), ("exp_tau", 0.0),
+    ("lr", -1.0), ("lr", math.inf), ("x_max", 0.0), ("lin_slope", 0.01), ("exp_amp", -1.0),
+    ("exp_tau", 0.0),
     ("device_variability", 2.0), ("read_noise", -0.1), ("gain", 0.0), ("min_dx", -1.0),
     ("init_range", 1.0), ("lr", float("nan")),
 ])

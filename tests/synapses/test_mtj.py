@@ -31,7 +31,8 @@ def test_tau_formula():
     p = MTJParams()
     for delta, v, vc, b in [(30.0, 0.3, 0.5, 1.0), (80.0, 0.45, 0.5, 2.0), (40.0, 0.0, 0.5, 1.0),
                             (40.0, 0.6, 0.5, 1.0), (55.0, 0.5, 0.5, 2.0)]:
-        tau = neel_brown_tau(torch.tensor(delta, dtype=torch.float64), torch.tensor(v, dtype=torch.float64), vc, 1.0, b).item()
+        d64, v64 = torch.tensor(delta, dtype=torch.float64), torch.tensor(v, dtype=torch.float64)
+        tau = neel_brown_tau(d64, v64, vc, 1.0, b).item()
         want = 1.0 * math.exp(delta * (1 - v / vc) ** b) if v < vc else 1.0
         assert tau == pytest.approx(want, rel=1e-12)
     # zero drive: thermal retention time τ₀·e^Δ (Δ = 40 kT → ~7.5 years)
@@ -221,7 +222,8 @@ def test_state_dict_round_trip():
 @pytest.mark.parametrize("field,value", [
     ("delta_min", 0.0), ("delta_max", 10.0), ("delta_spread", 0.5), ("tau0_ns", 0.0),
     ("t_pulse_ns", -1.0), ("v_c", 0.0), ("v_c_spread", -0.1), ("v_max", 0.0), ("v_min", 1.0),
-    ("volt_per_grad", -1.0), ("b", 3.0), ("b", 0.5), ("kappa", -1.0), ("tau_ret", 0.5),
+    ("volt_per_grad", -1.0), ("volt_per_grad", math.inf), ("b", 3.0), ("b", 0.5), ("kappa", -1.0),
+    ("tau_ret", 0.5),
     ("x_rest", 1.5), ("x_init", -0.1), ("r_p_ohm", 0.0), ("tmr", 0.0), ("read_noise", 2.0),
     ("scale", 0.0), ("delta_min", float("nan")),
 ])
