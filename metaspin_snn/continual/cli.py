@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence-dirs", nargs="+", help="MNIST-format directories, one per task (sequence)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any RunConfig key, value in TOML syntax (e.g. --set norm='\"batch\"' "
+                             "--set hidden=[256,256] --set synapse_params.lr=0.01); repeatable")
 
 
 def _parse_m(text: str) -> float | list[float]:
@@ -75,6 +79,20 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         o.setdefault("n_tasks", len(args.sequence_dirs))
     if args.no_progress:
         o["progress"] = False
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text  # a bare word is taken as a string
+        if "." in key:
+            table, sub = key.split(".", 1)
+            o.setdefault(table, {})[sub] = value
+        else:
+            o[key] = value
     return o
 
 
@@ -87,8 +105,11 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         if args.quick:
             o = {**{k: v for k, v in _QUICK.items()}, "n_tasks": min(cfg.n_tasks, 3)
                  if cfg.stream in _QUICK_TASKS else cfg.n_tasks, **o}
+        for table in ("synapse_params", "plugin_params"):
+            if table in o:
+                o[table] = {**getattr(cfg, table), **o[table]}
         if m is not None:
-            o["synapse_params"] = {**cfg.synapse_params, "m": m}
+            o["synapse_params"] = {**o.get("synapse_params", cfg.synapse_params), "m": m}
         if "synapse" in o and o["synapse"] != cfg.synapse and "synapse_params" not in o:
             o["synapse_params"] = {}
         cfg = cfg.replace(**o)
@@ -105,21 +126,26 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
             base.update(epochs=1, train_subset=1000)
         if args.target == "split-nmnist":
             base.update(epochs=3, train_subset=None, test_subset=None)
+    user_sp = dict(o.pop("synapse_params", {}))
     base.update(o)
     if base.get("stream") == "sequence" and "sequence_dirs" not in base:
         raise ValueError("run sequence: give the datasets with --sequence-dirs DIR [DIR ...]")
     root = Path(args.out) if args.out else Path("results") / (args.target + ("-quick" if args.quick else ""))
-    learners: list[tuple[str, dict[str, Any]]]
     if "synapse" in o or "plugin" in o:
         syn = o.get("synapse", "metaplastic" if m is not None else "real")
-        sp = {"m": m if m is not None else _DEFAULT_M} if syn == "metaplastic" else {}
-        learners = [(f"{syn}-{o.get('plugin', 'naive')}", {"synapse": syn, "synapse_params": sp})]
-        return [RunConfig.from_dict({**base, **kw, "name": n, "out": str(root)}) for n, kw in learners]
-    mm = m if m is not None else _DEFAULT_M
-    learners = [("finetune-real", {"synapse": "real"}),
-                ("finetune-binary-m0", {"synapse": "metaplastic", "synapse_params": {"m": 0.0}}),
-                (f"metaplastic-m{mm}" if not isinstance(mm, list) else "metaplastic-per-layer",
-                 {"synapse": "metaplastic", "synapse_params": {"m": mm}})]
+        sp = dict(user_sp)
+        if syn == "metaplastic":
+            sp["m"] = m if m is not None else sp.get("m", _DEFAULT_M)
+        elif m is not None:
+            sp["m"] = m  # rejected by validation, naming the key, if the model has no m
+        return [RunConfig.from_dict({**base, "synapse": syn, "synapse_params": sp,
+                                     "name": f"{syn}-{o.get('plugin', 'naive')}", "out": str(root)})]
+    mm = m if m is not None else user_sp.get("m", _DEFAULT_M)
+    learners: list[tuple[str, dict[str, Any]]] = [
+        ("finetune-real", {"synapse": "real", "synapse_params": {}}),
+        ("finetune-binary-m0", {"synapse": "metaplastic", "synapse_params": {**user_sp, "m": 0.0}}),
+        (f"metaplastic-m{mm}" if not isinstance(mm, list) else "metaplastic-per-layer",
+         {"synapse": "metaplastic", "synapse_params": {**user_sp, "m": mm}})]
     return [RunConfig.from_dict({**base, **kw, "name": n, "out": str(root / n)}) for n, kw in learners]
 
 

@@ -51,3 +51,14 @@ def test_run_cli_end_to_end_prints_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| run |" in out and "ACC" in out
     assert (tmp_path / "o" / "results.json").is_file()
+
+
+def test_set_overrides_any_key(tmp_path):
+    (c,) = build_configs(_args("pmnist", "--synapse", "metaplastic", "--set", "norm=\"batch\"", "--set",
+                               "hidden=[64, 32]", "--set", "synapse_params.lr=0.02", "--set", "scenario=task",
+                               "--set", "task_il=norm", "--out", str(tmp_path)))
+    assert c.norm == "batch" and c.hidden == (64, 32) and c.synapse_params == {"lr": 0.02, "m": 1.35}
+    assert c.scenario == "task" and c.task_il == "norm"
+    cfgs = build_configs(_args("pmnist", "--quick", "--set", "synapse_params.lr=0.02", "--out", str(tmp_path)))
+    assert [c.synapse_params for c in cfgs] == [{}, {"lr": 0.02, "m": 0.0}, {"lr": 0.02, "m": 1.35}]
+    assert run_cli(_args("pmnist", "--set", "hiddn=[3]")) == 2
