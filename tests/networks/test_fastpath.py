@@ -140,3 +140,27 @@ def test_hidden_state_reset_between_calls():
         model(torch.ones(8, 4, 30))
         b = model(x).logits
         assert torch.equal(a, b)
+
+
+def test_event_driven_product_matches_dense_linear():
+    """y = b + Σ_{k: x_k ≠ 0} x_k·W[:, k] and its gradients, for binary and analog sparse inputs."""
+    from metaspin_snn.networks.sparse import sparse_linear, use_sparse
+
+    torch.manual_seed(6)
+    w = torch.randn(150, 70, requires_grad=True)
+    b = torch.randn(150, requires_grad=True)
+    for x in ((torch.rand(40, 70) < 0.1).float(), torch.rand(40, 70) * (torch.rand(40, 70) < 0.2)):
+        x = x.requires_grad_(True)
+        g = torch.randn(40, 150)
+        y1 = sparse_linear(x, w, b)
+        grads1 = torch.autograd.grad(y1, (x, w, b), g)
+        y2 = F.linear(x, w, b)
+        grads2 = torch.autograd.grad(y2, (x, w, b), g)
+        torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-5)
+        for a, c in zip(grads1, grads2):
+            torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-4)
+    assert use_sparse((torch.rand(100, 70) < 0.1).float(), 150, "auto")
+    assert not use_sparse((torch.rand(100, 70) < 0.5).float(), 150, "auto")  # too dense
+    assert not use_sparse((torch.rand(100, 70) < 0.1).float(), 10, "auto")  # too narrow
+    with pytest.raises(ValueError, match="CPU"):
+        use_sparse(torch.zeros(3, 4, dtype=torch.float16), 200, True)
