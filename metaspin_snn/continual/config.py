@@ -48,7 +48,9 @@ class RunConfig:
     scenario: str = "domain"
     task_il: str = "heads"
     # network
+    network: str = "mlp"
     hidden: tuple[int, ...] = (512, 512)
+    channels: tuple[int, ...] = (12, 32)
     beta: float = 0.9
     threshold: float = 1.0
     reset: str = "zero"
@@ -213,6 +215,7 @@ def _check_values(c: RunConfig) -> None:
     _choice(c, "stream", STREAMS)
     _choice(c, "scenario", SCENARIOS)
     _choice(c, "task_il", ("heads", "norm"))
+    _choice(c, "network", ("mlp", "conv"))
     _choice(c, "reset", ("zero", "subtract", "none"))
     _choice(c, "norm", NORMS)
     _choice(c, "output", ("count", "membrane"))
@@ -230,6 +233,8 @@ def _check_values(c: RunConfig) -> None:
         raise ValueError(f"config key 'seed': must be >= 0, got {c.seed}")
     if not c.hidden or any(h <= 0 for h in c.hidden):
         raise ValueError(f"config key 'hidden': must be a non-empty list of positive layer sizes, got {list(c.hidden)}")
+    if not c.channels or any(ch <= 0 for ch in c.channels):
+        raise ValueError(f"config key 'channels': must be a non-empty list of positive channel counts, got {list(c.channels)}")
     if not 0.0 <= c.beta <= 1.0:
         raise ValueError(f"config key 'beta': membrane decay must be in [0, 1], got {c.beta}")
     if c.threshold <= 0:

@@ -264,7 +264,7 @@ class _Factory:
 
 
 def _n_synapse_layers(config: RunConfig) -> int:
-    return len(config.hidden) + 1
+    return (len(config.hidden) if config.network == "mlp" else len(config.channels)) + 1
 
 
 def check_synapse_params(config: RunConfig) -> None:
@@ -288,20 +288,24 @@ def data_synapse_params(config: RunConfig, tasks: Sequence[Task]) -> dict[str, A
 
 
 def build_model(config: RunConfig, tasks: Sequence[Task], scenario: Scenario) -> nn.Module:
-    """A :class:`~metaspin_snn.networks.SpikingMLP` for the stream: inputs = flattened per-step input,
-    ``hidden`` layers, outputs/heads/normalisation sets from the scenario."""
+    """A :class:`~metaspin_snn.networks.SpikingMLP` (``network="mlp"``: flattened per-step input,
+    ``hidden`` layers) or :class:`~metaspin_snn.networks.SpikingConvNet` (``"conv"``: ``channels``)
+    for the stream; outputs/heads/normalisation sets from the scenario."""
     from .. import networks as nets
     shapes = {t.input_shape for t in tasks}
     if len(shapes) != 1:
         raise ValueError(f"all tasks must share one input shape, got {sorted(shapes)}")
-    n_in = int(np.prod(next(iter(shapes))))
-    sizes = [n_in, *config.hidden, scenario.n_outputs(tasks)]
+    in_shape = next(iter(shapes))
     params = {**data_synapse_params(config, tasks), **config.synapse_params}
-    syn = synapse_factory(config.synapse, len(sizes) - 1, config.seed, **params)
-    return nets.SpikingMLP(sizes, beta=config.beta, threshold=config.threshold, reset=config.reset,
-                           synapse=syn, norm=None if config.norm == "none" else config.norm,
-                           n_norm_sets=scenario.n_norm_sets(tasks), heads=scenario.heads(tasks),
-                           output=config.output, gain=config.gain)
+    syn = synapse_factory(config.synapse, _n_synapse_layers(config), config.seed, **params)
+    common = dict(beta=config.beta, threshold=config.threshold, reset=config.reset, synapse=syn,
+                  norm=None if config.norm == "none" else config.norm, n_norm_sets=scenario.n_norm_sets(tasks),
+                  heads=scenario.heads(tasks), output=config.output, gain=config.gain)
+    if config.network == "conv":
+        return nets.SpikingConvNet(tuple(int(v) for v in in_shape), scenario.n_outputs(tasks),
+                                   channels=tuple(config.channels), **common)
+    sizes = [int(np.prod(in_shape)), *config.hidden, scenario.n_outputs(tasks)]
+    return nets.SpikingMLP(sizes, **common)
 
 
 def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -352,7 +356,7 @@ class _Ctx:
 
     def encode(self, task: Task, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         c = self.config
-        return encode_batch(task, x, num_steps=c.num_steps, encoding=c.encoding, flatten=True,
+        return encode_batch(task, x, num_steps=c.num_steps, encoding=c.encoding, flatten=c.network == "mlp",
                             generator=gen, gain=c.rate_gain)
 
 
