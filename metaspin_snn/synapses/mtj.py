@@ -65,8 +65,9 @@ volt_per_grad = 20 (too plastic: the binary weights keep flipping), 0.81–1.0 w
 b = 2 the same V gives (1 − V/V_c)² ≪ 1 − V/V_c, so P_sw(V_max) ≈ 1 even when consolidated: b = 2
 needs a larger Δ range or a lower V_max to keep metaplasticity.
 
-Kernel and cost: blocks of 4096 synapses, branch-free and vectorised for b ∈ {1, 2} (for other b
-the ``pow`` call keeps it scalar, ~6× slower); bit-equal to :func:`mtj_step_torch` for b ∈ {1, 2}.
+Kernel and cost: blocks of 4096 synapses, branch-free float32, vectorised for b ∈ {1, 2} (for
+other b the ``pow`` call keeps it scalar, ~6× slower); bit-equal to :func:`mtj_step_torch` for
+b ∈ {1, 2}.
 The Gumbel draw (float64 uniform, two logs, in torch, stored as float32) costs more than the kernel:
 measured here ≈ 300 ms vs ≈ 20 ms per 10⁷ synapses on one core (CPU time, shared machine).
 Probabilities below ~1e-16 per pulse are not resolved (float64 uniform).
@@ -166,11 +167,12 @@ _BLOCK = 4096
 @numba.njit(**_JIT)
 def _mtj_loop(mode, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
               ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):  # pragma: no cover
-    """Branch-free loop over one block; ``mode`` 1: b = 1, 2: b = 2, else r**b (a literal at each
-    call site, so LLVM drops the pow call from the b = 1 and b = 2 loops and vectorises them)."""
-    kappa32, inv32, rest32 = np.float32(kappa), np.float32(inv_tau_ret), np.float32(x_rest)
-    one32, zero32 = np.float32(1.0), np.float32(0.0)
-    drange = dmax - dmin
+    """Branch-free float32 loop over one block; ``mode`` 1: b = 1, 2: b = 2, else r**b (a literal
+    at each call site, so LLVM drops the pow call from the b = 1 and b = 2 loops and vectorises)."""
+    f = np.float32
+    kappa32, inv32, rest32, one32, zero32 = f(kappa), f(inv_tau_ret), f(x_rest), f(1.0), f(0.0)
+    dmin32, drange32, lnr32, vmax32, vmin32, vpg32 = f(dmin), f(dmax - dmin), f(ln_ratio), f(vmax), f(vmin), f(vpg)
+    ep32, eap32, b32 = f(e_p), f(e_ap), f(b)
     for i in range(g.size):
         gi = g[i]
         si = s[i]
@@ -178,18 +180,18 @@ def _mtj_loop(mode, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy,
         t = np.int8(-1) if gi > 0 else np.int8(1)  # target state −sign(g)
         nz = gi != 0
         agree = nz & (si == t)
-        v = min(vpg * abs(np.float64(gi)), vmax)
-        pulse = nz & (si != t) & (v >= vmin)
-        r = max(1.0 - v / np.float64(vc[i]), 0.0)
+        v = min(vpg32 * abs(gi), vmax32)
+        pulse = nz & (si != t) & (v >= vmin32)
+        r = max(one32 - v / vc[i], zero32)
         if mode == 1:
             rb = r
         elif mode == 2:
             rb = r * r
         else:
-            rb = r ** b
-        delta = np.float64(dfac[i]) * (dmin + drange * np.float64(xi))
-        flip = pulse & (delta * rb < ln_ratio + np.float64(gum[i]))
-        e = np.float32(v * v * (e_p if si > 0 else e_ap))
+            rb = r ** b32
+        delta = dfac[i] * (dmin32 + drange32 * xi)
+        flip = pulse & (delta * rb < lnr32 + gum[i])
+        e = v * v * (ep32 if si > 0 else eap32)
         energy[i] += e if pulse else zero32
         n_pulse[i] += np.int32(pulse)
         n_switch[i] += np.int32(flip)
@@ -228,7 +230,9 @@ def mtj_kernel(g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin
 
     Switching: with G ~ Gumbel(0, 1), P[Δ·r^b < ln(t_p/τ₀) + G] = 1 − exp(−(t_p/τ₀)·e^{−Δ·r^b})
     = 1 − exp(−t_p/τ), τ = τ₀·e^{Δ·r^b}, r = max(1 − V/V_c, 0) — the Néel–Brown probability, decided
-    without a transcendental call (the noise is drawn by the caller)."""
+    without a transcendental call (the noise is drawn by the caller). All arithmetic is float32 (the
+    threshold Δ·r^b ≤ ~200 carries an absolute rounding error ≲ 2e-5, i.e. a relative error ≲ 2e-5
+    on P_sw), in the same order as :func:`mtj_step_torch`."""
     n = g.size
     for k in range((n + _BLOCK - 1) // _BLOCK):
         lo = k * _BLOCK
@@ -256,20 +260,20 @@ def mtj_step_torch(g: torch.Tensor, gum: torch.Tensor, s: torch.Tensor, x: torch
                    n_consol: torch.Tensor, energy: torch.Tensor, dmin: float, dmax: float,
                    ln_ratio: float, vmax: float, vmin: float, vpg: float, b: float, kappa: float,
                    inv_tau_ret: float, x_rest: float, e_p: float, e_ap: float) -> None:
-    """Torch reference of :func:`mtj_kernel`, in place, any device (same arguments, tensors).
-    Bit-equal to the kernel for b ∈ {1, 2}; for other b, ``pow`` may differ by an ulp."""
-    gd = g.double()
+    """Torch reference of :func:`mtj_kernel`, in place, any device (same arguments, tensors; the
+    arithmetic in the state's dtype). Bit-equal to the kernel for float32 state and b ∈ {1, 2}; for
+    other b, ``pow`` may differ by an ulp."""
     t = torch.where(g > 0, -1, 1).to(s.dtype)
     nz = g != 0
     agree = nz & (s == t)
-    v = torch.clamp(gd.abs() * vpg, max=vmax)
+    v = torch.clamp(g.abs() * vpg, max=vmax)
     pulse = nz & (s != t) & (v >= vmin)
-    r = torch.clamp(1.0 - v / vc.double(), min=0.0)
+    r = torch.clamp(1.0 - v / vc, min=0.0)
     rb = r if b == 1.0 else (r * r if b == 2.0 else r ** b)
-    delta = dfac.double() * (dmin + (dmax - dmin) * x.double())
-    flip = pulse & (delta * rb < ln_ratio + gum.double())
+    delta = dfac * (dmin + (dmax - dmin) * x)
+    flip = pulse & (delta * rb < ln_ratio + gum)
     vv = v * v
-    e = torch.where(s > 0, vv * e_p, vv * e_ap).float()
+    e = torch.where(s > 0, vv * e_p, vv * e_ap)
     energy.add_(torch.where(pulse, e, torch.zeros_like(e)))
     n_pulse.add_(pulse.to(n_pulse.dtype))
     n_switch.add_(flip.to(n_switch.dtype))
