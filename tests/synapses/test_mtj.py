@@ -58,8 +58,10 @@ def test_switch_probability_statistics(backend, b, x0, v):
               v_min=0.0, tau_ret=math.inf, seed=11)
     m = mtj((n,), backend=backend, **kw)
     m.s.fill_(1)
-    m.update(torch.full((n,), v / 10.0))  # g > 0 → target −1, pulse of amplitude V = 10·g
+    g = torch.full((n,), v / 10.0)  # g > 0 → target −1, pulse of amplitude V = 10·g
     P = p_closed_form(30.0 + 50.0 * x0, v, 0.5, 1.0, 10.0, b)
+    assert m.switch_probability(g)[:3].tolist() == pytest.approx([P] * 3, rel=1e-5)
+    m.update(g)
     frac = (m.s == -1).double().mean().item()
     tol = 5 * math.sqrt(max(P * (1 - P), 1e-6) / n)
     assert abs(frac - P) < tol, (frac, P, tol)
