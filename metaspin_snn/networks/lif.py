@@ -34,18 +34,19 @@ _SURR_ATAN, _SURR_FAST_SIGMOID = 0, 1
 # Operations and their order match the torch ops of snn.Leaky exactly (no fastmath: no FMA
 # contraction or reassociation), so spikes and membranes are bitwise equal to snnTorch's.
 @numba.njit(cache=True, error_model="numpy")
-def _scan_fwd_kernel(cur, consts, mode, mem, spk):  # pragma: no cover - compiled
+def _scan_fwd_kernel(cur, m0, s0, consts, mode, mem, spk):  # pragma: no cover - compiled
     T, N = cur.shape
     b, th, one = consts[0], consts[1], consts[2]
     zero = one - one
-    m = np.zeros(N, cur.dtype)
+    m = m0.copy()
     for t in range(T):
         for n in range(N):
             x = m[n]
-            if mode == 0 and t > 0:
-                x = b * ((one - spk[t - 1, n]) * x) + cur[t, n]
-            elif mode == 1 and t > 0:
-                x = (b * x + cur[t, n]) - spk[t - 1, n] * th
+            r = spk[t - 1, n] if t > 0 else s0[n]
+            if mode == 0:
+                x = b * ((one - r) * x) + cur[t, n]
+            elif mode == 1:
+                x = (b * x + cur[t, n]) - r * th
             else:
                 x = b * x + cur[t, n]
             m[n] = x
@@ -54,7 +55,7 @@ def _scan_fwd_kernel(cur, consts, mode, mem, spk):  # pragma: no cover - compile
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _scan_bwd_kernel(mem, spk, gs, gm, consts, mode, surr, has_gs, has_gm, delta, acc):  # pragma: no cover
+def _scan_bwd_kernel(mem, spk, m0, s0, gs, gm, consts, mode, surr, has_gs, has_gm, delta, acc):  # pragma: no cover
     """delta[t] = gm[t] + gs[t]·σ'(mem[t] − θ) + c[t+1]·delta[t+1]; acc[0] += Σ δ·m̃[t−1] (∂L/∂β),
     acc[1] += −Σ gs·σ' − Σ δ·r (subtract) (∂L/∂θ)."""
     T, N = mem.shape
@@ -80,17 +81,16 @@ def _scan_bwd_kernel(mem, spk, gs, gm, consts, mode, surr, has_gs, has_gm, delta
                 a += sg
                 gt -= sg
             delta[t, n] = a
-            if t > 0:
-                r = spk[t - 1, n]
-                prev = mem[t - 1, n]
-                if mode == 0:
-                    prev = (one - r) * prev
-                    carry[n] = b * ((one - r) * a)
-                else:
-                    carry[n] = b * a
-                    if mode == 1:
-                        gt -= a * r
-                gb += a * prev
+            r = spk[t - 1, n] if t > 0 else s0[n]
+            prev = mem[t - 1, n] if t > 0 else m0[n]
+            if mode == 0:
+                prev = (one - r) * prev
+                carry[n] = b * ((one - r) * a)
+            else:
+                carry[n] = b * a
+                if mode == 1:
+                    gt -= a * r
+            gb += a * prev  # (the carry out of t = 0 is dropped: the initial state is detached)
     acc[0] = gb
     acc[1] = gt
 
@@ -134,9 +134,11 @@ def make_leaky(beta: float | torch.Tensor, threshold: float | torch.Tensor, rese
 
 class _LeakyScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cur, beta, thr, mode: int, spike_fn):  # type: ignore[override]
+    def forward(ctx, cur, beta, thr, m0, mode: int, spike_fn):  # type: ignore[override]
         T = cur.shape[0]
         bc = beta.clamp(0, 1)
+        m0 = m0.detach().to(cur.dtype).expand(cur.shape[1:]).contiguous()
+        s0 = ((m0 - thr.detach()) > 0).to(cur.dtype)  # r[0] = H(m[-1] − θ), as snn.Leaky computes it
         ctx.mode = mode
         ctx.spike_fn = spike_fn
         ctx.set_materialize_grads(False)  # an unused output (e.g. membrane) arrives as None, not zeros
@@ -147,29 +149,30 @@ class _LeakyScan(torch.autograd.Function):
             mem = torch.empty_like(c)
             spk = torch.empty_like(c)
             consts = np.array([float(bc), float(thr), 1.0], dtype=np.float32 if c.dtype == torch.float32 else np.float64)
-            _scan_fwd_kernel(c.reshape(T, -1).numpy(), consts, mode, mem.reshape(T, -1).numpy(),
-                             spk.reshape(T, -1).numpy())
-            ctx.save_for_backward(mem, spk, beta, thr)
+            _scan_fwd_kernel(c.reshape(T, -1).numpy(), m0.reshape(-1).numpy(), s0.reshape(-1).numpy(), consts,
+                             mode, mem.reshape(T, -1).numpy(), spk.reshape(T, -1).numpy())
+            ctx.save_for_backward(mem, spk, beta, thr, m0, s0)
             return spk, mem
         mem = torch.empty_like(cur)
         spk = torch.empty_like(cur)
-        m = torch.zeros_like(cur[0])
+        m = m0
         for t in range(T):
             # r[t] = H(m[t-1] − θ) is exactly s[t-1] (same operation on the same value)
-            if mode == 0 and t > 0:  # zero
-                m = bc * ((1 - spk[t - 1]) * m) + cur[t]
-            elif mode == 1 and t > 0:  # subtract
-                m = (bc * m + cur[t]) - spk[t - 1] * thr
-            else:  # no reset, or t = 0 (m[-1] = 0 < θ, so r = 0)
+            r = spk[t - 1] if t > 0 else s0
+            if mode == 0:  # zero
+                m = bc * ((1 - r) * m) + cur[t]
+            elif mode == 1:  # subtract
+                m = (bc * m + cur[t]) - r * thr
+            else:
                 m = bc * m + cur[t]
             mem[t] = m
             torch.gt(m - thr, 0, out=spk[t])
-        ctx.save_for_backward(mem, spk, beta, thr)
+        ctx.save_for_backward(mem, spk, beta, thr, m0, s0)
         return spk, mem
 
     @staticmethod
     def backward(ctx, g_spk, g_mem):  # type: ignore[override]
-        mem, spk, beta, thr = ctx.saved_tensors
+        mem, spk, beta, thr, m0, s0 = ctx.saved_tensors
         mode = ctx.mode
         bc = beta.clamp(0, 1)
         surr = _surrogate_kind(ctx.spike_fn) if ctx.kernel else None
@@ -182,7 +185,8 @@ class _LeakyScan(torch.autograd.Function):
             empty = np.zeros((0, 0), dtype=np_dt)
             gs = g_spk.contiguous().reshape(T, -1).numpy() if g_spk is not None else empty
             gm = g_mem.contiguous().reshape(T, -1).numpy() if g_mem is not None else empty
-            _scan_bwd_kernel(mem.reshape(T, -1).numpy(), spk.reshape(T, -1).numpy(), gs, gm, consts, mode,
+            _scan_bwd_kernel(mem.reshape(T, -1).numpy(), spk.reshape(T, -1).numpy(), m0.reshape(-1).numpy(),
+                             s0.reshape(-1).numpy(), gs, gm, consts, mode,
                              surr[0], g_spk is not None, g_mem is not None, delta.reshape(T, -1).numpy(), acc)
             g_beta = g_thr = None
             if ctx.needs_input_grad[1]:
@@ -190,7 +194,7 @@ class _LeakyScan(torch.autograd.Function):
                 g_beta = torch.full_like(beta, acc[0] if inside else 0.0)
             if ctx.needs_input_grad[2]:
                 g_thr = torch.full_like(thr, acc[1])
-            return delta, g_beta, g_thr, None, None
+            return delta, g_beta, g_thr, None, None, None
         a = torch.zeros_like(mem) if g_mem is None else g_mem.clone()
         sg = None
         if g_spk is not None:
@@ -210,10 +214,12 @@ class _LeakyScan(torch.autograd.Function):
                 delta[t] += bc * delta[t + 1]
         g_beta = g_thr = None
         if ctx.needs_input_grad[1]:
-            prev = torch.zeros_like(mem)
+            prev = torch.empty_like(mem)
+            prev[0] = m0
             prev[1:] = mem[:-1]
             if mode == 0:
-                r = torch.zeros_like(mem)
+                r = torch.empty_like(mem)
+                r[0] = s0
                 r[1:] = spk[:-1]
                 prev = (1 - r) * prev
             gb = (delta * prev)
@@ -224,11 +230,12 @@ class _LeakyScan(torch.autograd.Function):
             if sg is not None:
                 gt -= sg
             if mode == 1:
-                r = torch.zeros_like(mem)
+                r = torch.empty_like(mem)
+                r[0] = s0
                 r[1:] = spk[:-1]
                 gt -= delta * r
             g_thr = _reduce_to(gt, thr)
-        return delta, g_beta, g_thr, None, None
+        return delta, g_beta, g_thr, None, None, None
 
 
 def _reduce_to(g: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -243,20 +250,29 @@ def _reduce_to(g: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return g
 
 
-def leaky_scan(cur: torch.Tensor, lif: snn.Leaky) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``lif``'s dynamics over the whole sequence ``cur[T, B, ...]`` starting from m = 0.
-    Returns ``(spikes, membrane)``, both ``[T, B, ...]``; bitwise equal to stepping ``lif``."""
+def leaky_scan(cur: torch.Tensor, lif: snn.Leaky, mem0: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``lif``'s dynamics over the whole sequence ``cur[T, B, ...]`` from the membrane ``mem0``
+    (``[B, ...]``, detached: truncated BPTT; default 0). Returns ``(spikes, membrane)``, both
+    ``[T, B, ...]``; bitwise equal to stepping ``lif``."""
     mode = {0: 1, 1: 0, 2: 2}[int(lif.reset_mechanism_val)]  # snnTorch: 0 subtract, 1 zero, 2 none
     if float(torch.as_tensor(lif.graded_spikes_factor)) != 1.0:
         raise ValueError("leaky_scan: graded_spikes_factor != 1 is not supported")
     beta = lif.beta.to(cur.dtype) if lif.beta.dtype != cur.dtype else lif.beta
     thr = lif.threshold.to(cur.dtype) if lif.threshold.dtype != cur.dtype else lif.threshold
-    return _LeakyScan.apply(cur, beta, thr, mode, lif.spike_grad)
+    if cur.dim() < 2 or cur.shape[0] == 0:
+        raise ValueError(f"leaky_scan: expected a current [T, B, ...] with T >= 1, got {list(cur.shape)}")
+    if mem0 is None:
+        mem0 = torch.zeros((), dtype=cur.dtype, device=cur.device)
+    elif tuple(mem0.shape) != tuple(cur.shape[1:]):
+        raise ValueError(f"leaky_scan: mem0 shape {list(mem0.shape)} != per-step shape {list(cur.shape[1:])}")
+    return _LeakyScan.apply(cur, beta, thr, mem0, mode, lif.spike_grad)
 
 
-def leaky_steps(cur: torch.Tensor, lif: snn.Leaky) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference: call ``snn.Leaky`` once per time step (state reset first). Same return."""
-    mem = lif.reset_mem()
+def leaky_steps(cur: torch.Tensor, lif: snn.Leaky, mem0: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference: call ``snn.Leaky`` once per time step (from ``mem0``, default a reset state)."""
+    mem = lif.reset_mem() if mem0 is None else mem0.detach()
     spk_rec, mem_rec = [], []
     for t in range(cur.shape[0]):
         spk, mem = lif(cur[t], mem)

@@ -45,12 +45,15 @@ class NetOutput:
     """``logits [B, C]``: output spike counts or mean membrane (per the model's ``output``);
     ``spikes``: per stage, spike counts summed over T, ``[B, n_l]`` (differentiable);
     ``membrane``: per stage ``[T, B, n_l]`` traces when ``model.record`` else None;
-    ``out_spikes``: the output stage's spike train ``[T, B, C]`` (for rate losses)."""
+    ``out_spikes``: the output stage's spike train ``[T, B, C]`` (for rate losses);
+    ``state``: per stage, the final membrane ``[B, ...]`` (detached), to continue a sequence
+    (``model(x_next, state=out.state)``, truncated BPTT)."""
 
     logits: torch.Tensor
     spikes: list[torch.Tensor]
     membrane: list[torch.Tensor] | None = None
     out_spikes: torch.Tensor | None = None
+    state: list[torch.Tensor] | None = None
 
 
 class _Stage(nn.Module):
@@ -158,25 +161,37 @@ class _SpikingNet(nn.Module):
     def _param_dtype(self) -> torch.dtype:
         return self.stages[0].layers[0].gain.dtype
 
-    def forward(self, x: torch.Tensor, task: int | None = None) -> NetOutput:
-        """Run the network on ``x [T, B, ...]`` from a zero state; see the module docstring."""
+    def forward(self, x: torch.Tensor, task: int | None = None,
+                state: list[torch.Tensor] | None = None) -> NetOutput:
+        """Run the network on ``x [T, B, ...]`` from a zero state (or from ``state``, the
+        ``NetOutput.state`` of the previous chunk of the same sequence); see the module docstring."""
         x = self._check_input(x)
         head = self._select(task, self.heads, "output heads")
         nset = self._select(task, self.n_norm_sets, "norm sets") if self.norm is not None else 0
         T, B = x.shape[0], x.shape[1]
+        if state is not None:
+            if len(state) != len(self.stages):
+                raise ValueError(f"{type(self).__name__}: state has {len(state)} entries, need {len(self.stages)}")
+            for i, (m, st) in enumerate(zip(state, self.stages)):
+                if tuple(m.shape) != (B, *st.out_shape):
+                    raise ValueError(f"{type(self).__name__}: state[{i}] has shape {list(m.shape)}, "
+                                     f"expected {[B, *st.out_shape]}")
+            state = [m.detach().to(x.dtype) for m in state]
+        else:
+            state = [None] * len(self.stages)
         if self.fast:
-            return self._forward_layerwise(x, head, nset, T, B, sparse=self.sparse, scan=True)
+            return self._forward_layerwise(x, head, nset, T, B, state, sparse=self.sparse, scan=True)
         if self.norm == "batch":  # statistics over all T·B currents: layer by layer, Leaky per step
-            return self._forward_layerwise(x, head, nset, T, B, sparse=False, scan=False)
-        return self._forward_steps(x, head, nset, T, B)
+            return self._forward_layerwise(x, head, nset, T, B, state, sparse=False, scan=False)
+        return self._forward_steps(x, head, nset, T, B, state)
 
     def _stage_input(self, st: _Stage, h: torch.Tensor) -> torch.Tensor:
         """Reshape a per-sample activation batch ``[N, ...]`` for ``st``'s layer."""
         return h.reshape(h.shape[0], -1) if st.kind == "linear" else h
 
-    def _forward_layerwise(self, x, head, nset, T, B, sparse, scan: bool) -> NetOutput:
+    def _forward_layerwise(self, x, head, nset, T, B, state, sparse, scan: bool) -> NetOutput:
         h = x.reshape(T * B, *x.shape[2:])
-        counts, mems = [], []
+        counts, mems, final = [], [], []
         spk = None
         n_st = len(self.stages)
         for i, st in enumerate(self.stages):
@@ -184,9 +199,9 @@ class _SpikingNet(nn.Module):
             cur = st.current(self._stage_input(st, h), hd, nset, sparse if st.kind == "linear" else None)
             cur = cur.reshape(T, B, *cur.shape[1:])
             if scan:
-                spk, mem = leaky_scan(cur, st.lif)
+                spk, mem = leaky_scan(cur, st.lif, state[i])
             else:  # snn.Leaky per step on pre-computed currents (plain path with batch statistics)
-                mem_t = st.lif.reset_mem()
+                mem_t = st.lif.reset_mem() if state[i] is None else state[i]
                 sl, ml = [], []
                 for t in range(T):
                     s_t, mem_t = st.lif(cur[t], mem_t)
@@ -195,16 +210,17 @@ class _SpikingNet(nn.Module):
                 st.lif.mem = torch.zeros(0, device=cur.device)
                 spk, mem = torch.stack(sl), torch.stack(ml)
             counts.append(spk.sum(0).reshape(B, -1))
+            final.append(mem[-1].detach())
             if self.record:
                 mems.append(mem.reshape(T, B, -1))
             if i == n_st - 1:
                 last_mem = mem
             h = spk.reshape(T * B, *spk.shape[2:])
-        return self._output(counts, mems, spk.reshape(T, B, -1), last_mem.reshape(T, B, -1))
+        return self._output(counts, mems, spk.reshape(T, B, -1), last_mem.reshape(T, B, -1), final)
 
-    def _forward_steps(self, x, head, nset, T, B) -> NetOutput:
+    def _forward_steps(self, x, head, nset, T, B, state) -> NetOutput:
         n_st = len(self.stages)
-        mem = [st.lif.reset_mem() for st in self.stages]
+        mem = [st.lif.reset_mem() if m0 is None else m0 for st, m0 in zip(self.stages, state)]
         spk_rec: list[list[torch.Tensor]] = [[] for _ in range(n_st)]
         mem_rec: list[list[torch.Tensor]] = [[] for _ in range(n_st)]
         for t in range(T):
@@ -223,12 +239,13 @@ class _SpikingNet(nn.Module):
         counts = [s.sum(0).reshape(B, -1) for s in spikes]
         mems = [torch.stack(r).reshape(T, B, -1) for r in mem_rec] if self.record else []
         last_mem = torch.stack(mem_rec[-1]).reshape(T, B, -1)
-        return self._output(counts, mems, spikes[-1].reshape(T, B, -1), last_mem)
+        final = [r[-1].detach() for r in mem_rec]
+        return self._output(counts, mems, spikes[-1].reshape(T, B, -1), last_mem, final)
 
-    def _output(self, counts, mems, out_spk, last_mem) -> NetOutput:
+    def _output(self, counts, mems, out_spk, last_mem, final) -> NetOutput:
         logits = counts[-1] if self.output == "count" else last_mem.mean(0)
         return NetOutput(logits=logits, spikes=counts, membrane=mems if self.record else None,
-                         out_spikes=out_spk)
+                         out_spikes=out_spk, state=final)
 
     def _validate_x(self, x: torch.Tensor, expected: str) -> torch.Tensor:
         name = type(self).__name__

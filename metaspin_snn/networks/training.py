@@ -64,27 +64,43 @@ def compute_loss(out, y: torch.Tensor, loss: str = "ce") -> torch.Tensor:
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
                task: int | None = None, loss: str = "ce",
-               extra_loss: Callable[[nn.Module], torch.Tensor] | None = None) -> float:
+               extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
+               tbptt: int | None = None) -> float:
     """One BPTT step: ``zero_grad``, forward over all T steps, loss (+ ``extra_loss(model)``, e.g. an
     EWC/SI penalty), backward, ``optimizer.step()``. Puts the model in train mode. A non-finite loss
-    raises ``FloatingPointError`` before any state changes. Returns the loss value."""
+    raises ``FloatingPointError`` before any state changes. Returns the loss value.
+
+    ``tbptt=k``: truncated BPTT — the sequence is cut into chunks of k steps; each chunk continues
+    from the previous chunk's (detached) membranes, its loss (on that chunk's logits) is
+    back-propagated at once (memory O(k) instead of O(T)), gradients accumulate over the chunks and
+    one optimiser step follows. Returns the mean chunk loss. ``tbptt >= T`` is plain BPTT."""
     if loss not in LOSSES:
         raise ValueError(f"train_step: loss must be one of {LOSSES}, got {loss!r}")
+    if tbptt is not None and (not isinstance(tbptt, int) or isinstance(tbptt, bool) or tbptt < 1):
+        raise ValueError(f"train_step: tbptt must be a positive int or None, got {tbptt!r}")
     model.train()
+    T = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() > 0 else 1
+    k = T if tbptt is None else min(tbptt, T)
+    chunks = [x] if k >= T else list(torch.split(x, k, dim=0))
+    values, state = [], None
     optimizer.zero_grad()
-    out = model(x, task=task)
-    _check_targets(y, out.logits, "train_step")
-    value = compute_loss(out, y, loss)
-    if extra_loss is not None:
-        extra = extra_loss(model)
-        if not isinstance(extra, torch.Tensor) or extra.numel() != 1:
-            raise TypeError("train_step: extra_loss(model) must return a scalar tensor")
-        value = value + extra.reshape(())
-    if not torch.isfinite(value):
-        raise FloatingPointError(f"train_step: loss is {float(value)} (not finite); no update made")
-    value.backward()
+    for i, xc in enumerate(chunks):
+        out = model(xc, task=task, state=state)
+        state = out.state
+        _check_targets(y, out.logits, "train_step")
+        value = compute_loss(out, y, loss)
+        if extra_loss is not None and i == len(chunks) - 1:
+            extra = extra_loss(model)
+            if not isinstance(extra, torch.Tensor) or extra.numel() != 1:
+                raise TypeError("train_step: extra_loss(model) must return a scalar tensor")
+            value = value + extra.reshape(())
+        if not torch.isfinite(value):
+            optimizer.zero_grad()
+            raise FloatingPointError(f"train_step: loss is {float(value)} (not finite); no update made")
+        (value / len(chunks)).backward()
+        values.append(float(value.detach()))
     optimizer.step()
-    return float(value.detach())
+    return sum(values) / len(values)
 
 
 @torch.no_grad()

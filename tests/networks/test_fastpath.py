@@ -164,3 +164,40 @@ def test_event_driven_product_matches_dense_linear():
     assert not use_sparse((torch.rand(100, 70) < 0.1).float(), 10, "auto")  # too narrow
     with pytest.raises(ValueError, match="CPU"):
         use_sparse(torch.zeros(3, 4, dtype=torch.float16), 200, True)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_state_continuation_equals_one_sequence(fast, reset):
+    """Running x[:6] then x[6:] from out.state gives the same spikes as running x at once."""
+    torch.manual_seed(7)
+    model = SpikingMLP([50, 30, 5], reset=reset, threshold=0.5, fast=fast, sparse=False)
+    x = (torch.rand(15, 4, 50) < 0.3).float()
+    whole = model(x)
+    a = model(x[:6])
+    b = model(x[6:], state=a.state)
+    for s_w, s_a, s_b in zip(whole.spikes, a.spikes, b.spikes):
+        assert torch.equal(s_w, s_a + s_b)
+    assert all(torch.equal(m1, m2) for m1, m2 in zip(whole.state, b.state))
+    with pytest.raises(ValueError, match="state"):
+        model(x, state=a.state[:1])
+
+
+def test_truncated_bptt_step():
+    from metaspin_snn.networks import make_optimizer, train_step
+
+    torch.manual_seed(8)
+    x = (torch.rand(12, 8, 40) < 0.3).float()
+    y = torch.randint(0, 4, (8,))
+    grads = {}
+    for k in (None, 12, 4):
+        torch.manual_seed(0)
+        model = SpikingMLP([40, 20, 4], threshold=0.5)
+        opt = make_optimizer(model, kind="sgd", lr=1e-9)
+        train_step(model, opt, x, y, tbptt=k)
+        grads[k] = [p.grad.clone() for p in model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(grads[None], grads[12]))  # k >= T is plain BPTT
+    assert any(not torch.allclose(a, b) for a, b in zip(grads[None], grads[4]))  # truncated differs
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads[4])
+    with pytest.raises(ValueError, match="tbptt"):
+        train_step(model, opt, x, y, tbptt=0)
