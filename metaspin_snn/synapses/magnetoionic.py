@@ -42,7 +42,7 @@ equations re-derived and re-implemented here, no code copied.
   since its last refresh — a trace of cumulative write activity (each refresh drops it to the
   minimum that encodes |w|).
 
-Kernel: blocks of 4096 synapses; a branch-free, vectorised float32 pulse pass (bit-equal to
+Kernel: blocks of 16384 synapses; a branch-free, vectorised float32 pulse pass (bit-equal to
 :func:`mi_step_torch`), then, only in blocks where a device saturated, a float64 refresh pass while
 the block is in cache — one pass over memory.
 """
@@ -157,7 +157,7 @@ def f_inv_torch(y: torch.Tensor, p: MagnetoIonicParams) -> torch.Tensor:
 
 
 _JIT = dict(cache=True, error_model="numpy")  # no fastmath: float32 bit-equality with torch
-_BLOCK = 4096  # synapses per block: the pulse loop vectorises, rare refreshes are fixed up in cache
+_BLOCK = 16384  # synapses per block: vectorised pulse loop; rare refreshes fixed up in cache
 
 
 @numba.njit(**_JIT)

@@ -65,7 +65,7 @@ volt_per_grad = 20 (too plastic: the binary weights keep flipping), 0.81–1.0 w
 b = 2 the same V gives (1 − V/V_c)² ≪ 1 − V/V_c, so P_sw(V_max) ≈ 1 even when consolidated: b = 2
 needs a larger Δ range or a lower V_max to keep metaplasticity.
 
-Kernel and cost: blocks of 4096 synapses, branch-free float32, vectorised for b ∈ {1, 2} (for
+Kernel and cost: blocks of 16384 synapses, branch-free float32, vectorised for b ∈ {1, 2} (for
 other b the ``pow`` call keeps it scalar, ~6× slower); bit-equal to :func:`mtj_step_torch` for
 b ∈ {1, 2}.
 The Gumbel draw (float64 uniform, two logs, in torch, stored as float32) costs more than the kernel:
@@ -161,7 +161,7 @@ def switch_probability(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor |
 
 
 _JIT = dict(cache=True, error_model="numpy")  # no fastmath: bit-equality with the torch reference
-_BLOCK = 4096
+_BLOCK = 16384  # synapses per block (slices: vectorised loops; per-block overhead amortised)
 
 
 @numba.njit(**_JIT)
