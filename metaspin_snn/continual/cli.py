@@ -194,7 +194,9 @@ def run_cli(args: argparse.Namespace) -> int:
         root = Path(configs[0].out).parent
         atomic_write_bytes(root / "summary.md", (f"# {args.target}{' --quick' if args.quick else ''}\n\n"
                                                  + table + "\n").encode())
-        print(f"summary: {root / 'summary.md'}")
+        from .report import plot_comparison
+        plot_comparison(results, root / "summary.png", f"{args.target}{' --quick' if args.quick else ''}")
+        print(f"summary: {root / 'summary.md'}, {root / 'summary.png'}")
     return 0
 
 

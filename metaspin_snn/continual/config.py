@@ -57,6 +57,7 @@ class RunConfig:
     norm: str = "none"
     output: str = "count"
     gain: float | None = None
+    bias: bool = True
     encoding: str = "direct"
     num_steps: int = 8
     rate_gain: float = 1.0

@@ -97,6 +97,31 @@ def plot_hidden(hists: Sequence[dict], path: str | Path, title: str = "") -> Pat
     return _save(fig, Path(path))
 
 
+def plot_comparison(results: Sequence["Results"], path: str | Path, title: str = "") -> Path:
+    """Several runs side by side: mean accuracy over the tasks seen so far (left) and the final
+    accuracy on each task (right)."""
+    fig = Figure(figsize=(10, 3.6))
+    ax1, ax2 = fig.add_subplot(121), fig.add_subplot(122)
+    width = 0.8 / max(len(results), 1)
+    for k, r in enumerate(results):
+        R = np.asarray(r.matrix, dtype=float)
+        steps = np.arange(R.shape[0])
+        label = r.config.get("name", f"run {k}")
+        ax1.plot(steps, 100 * np.array([R[i, :i + 1].mean() for i in steps]), marker="o", ms=3, label=label)
+        ax2.bar(np.arange(R.shape[1]) + (k - (len(results) - 1) / 2) * width, 100 * R[-1], width, label=label)
+    ax1.set_xlabel("after training task")
+    ax1.set_ylabel("mean accuracy on tasks seen (%)")
+    ax1.set_ylim(0, 100)
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=7)
+    ax2.set_xlabel("task j")
+    ax2.set_ylabel("final accuracy R[T-1, j] (%)")
+    ax2.set_ylim(0, 100)
+    ax2.grid(alpha=0.3, axis="y")
+    fig.suptitle(title or "comparison", fontsize=9)
+    return _save(fig, Path(path))
+
+
 def _pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.1f}"
 

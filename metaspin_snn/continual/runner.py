@@ -300,7 +300,7 @@ def build_model(config: RunConfig, tasks: Sequence[Task], scenario: Scenario) ->
     syn = synapse_factory(config.synapse, _n_synapse_layers(config), config.seed, **params)
     common = dict(beta=config.beta, threshold=config.threshold, reset=config.reset, synapse=syn,
                   norm=None if config.norm == "none" else config.norm, n_norm_sets=scenario.n_norm_sets(tasks),
-                  heads=scenario.heads(tasks), output=config.output, gain=config.gain)
+                  heads=scenario.heads(tasks), output=config.output, gain=config.gain, bias=config.bias)
     if config.network == "conv":
         return nets.SpikingConvNet(tuple(int(v) for v in in_shape), scenario.n_outputs(tasks),
                                    channels=tuple(config.channels), **common)
