@@ -44,7 +44,7 @@ def test_mlp_learns_mnist(mnist_small, toy_sign, toy):
     seed_everything(0)
     model = SpikingMLP([784, 64, 10], synapse=toy_sign if toy else None, norm="batch" if toy else None)
     losses, res = _fit(model, mnist_small)
-    _check_learned(losses, res, 0.5)
+    _check_learned(losses, res, 0.4 if toy else 0.6)  # chance is 0.1 (measured here: 0.55 / 0.81)
 
 
 @pytest.mark.parametrize("toy", [False, True])
@@ -53,18 +53,18 @@ def test_convnet_learns_mnist(mnist_small, toy_sign, toy):
     model = SpikingConvNet((1, 28, 28), 10, channels=(6,), kernel_size=5, pool=4,
                            synapse=toy_sign if toy else None, norm="batch" if toy else None)
     losses, res = _fit(model, mnist_small, image=True)
-    _check_learned(losses, res, 0.5)
+    _check_learned(losses, res, 0.4 if toy else 0.6)  # measured here: 0.57 / 0.75
 
 
 def test_rate_loss_and_membrane_output_learn(mnist_small):
     seed_everything(0)
     model = SpikingMLP([784, 64, 10], output="membrane", norm="batch")
     losses, res = _fit(model, mnist_small)
-    _check_learned(losses, res, 0.5)
+    _check_learned(losses, res, 0.6)  # measured here: 0.85
     seed_everything(0)
     model = SpikingMLP([784, 64, 10])
     losses, res = _fit(model, mnist_small, loss="rate")
-    _check_learned(losses, res, 0.5)
+    _check_learned(losses, res, 0.6)  # measured here: 0.77
 
 
 # Per-model settings for a 40-step CPU test (the models' defaults are tuned for long runs / devices).
@@ -83,7 +83,7 @@ def test_each_synapse_model_learns_mnist(mnist_small, name):
     factory = synapse_factory(name, seed=0, **SYNAPSE_TEST_PARAMS[name])
     model = SpikingMLP([784, 64, 10], synapse=factory, norm="batch")
     losses, res = _fit(model, mnist_small)
-    _check_learned(losses, res, 0.4)
+    _check_learned(losses, res, 0.3)  # chance 0.1; measured here: 0.46 (MESU) to 0.76
 
 
 def test_synapse_factory_errors():
