@@ -71,12 +71,12 @@ class OnlineConfig:
     train_hidden: bool = True
     # probabilistic metaplasticity (per layer: hidden, output)
     pmp_hidden: ProbabilisticMetaplasticity = field(default_factory=lambda: ProbabilisticMetaplasticity(
-        n_levels=16, err_th=4.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.02, m_max=10.0))
+        n_levels=64, err_th=4.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.02, m_max=15.0))
     pmp_out: ProbabilisticMetaplasticity = field(default_factory=lambda: ProbabilisticMetaplasticity(
-        n_levels=16, err_th=2.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.02, m_max=10.0))
+        n_levels=64, err_th=2.0, elig_th=0.5, pre_th=2.0, post_th=2.0, dm=0.02, m_max=15.0))
     # three-factor learning rates
-    eta_hidden: float = 0.002
-    eta_out: float = 0.005
+    eta_hidden: float = 2e-5
+    eta_out: float = 5e-5
     tau_pre: float = 10.0
     w_bound: float = 1.0
     seed: int = 0
