@@ -285,3 +285,20 @@ def test_trains_through_synaptic_optimizer_and_dtype_moves():
     assert (net.syn.x1 <= 27).all() and (net.syn.x2 <= 27).all()
     with pytest.raises(ValueError, match="float32 state on the CPU"):
         MagnetoIonicPair((3,), backend="numba").double().update(torch.zeros(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_reference_equals_cpu_kernel():
+    kw = dict(lr=20.0, init_range=0.3, seed=5)
+    a = MagnetoIonicPair((50, 40), MagnetoIonicParams(**kw), backend="numba")
+    b = MagnetoIonicPair((50, 40), MagnetoIonicParams(**kw), backend="torch").cuda()
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(40):
+        g = torch.randn((50, 40), generator=gen) * 0.3
+        a.update(g)
+        b.update(g.cuda())
+    assert a.total_refreshes() > 0
+    assert torch.equal(a.n_pulse, b.n_pulse.cpu()) and torch.equal(a.n_refresh, b.n_refresh.cpu())
+    torch.testing.assert_close(a.x1, b.x1.cpu(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(a.x2, b.x2.cpu(), rtol=0, atol=1e-5)
+    assert torch.equal(a.refresh(sample=True).clone(), b.refresh(sample=True).cpu())

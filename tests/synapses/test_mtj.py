@@ -298,3 +298,20 @@ def test_trains_through_synaptic_optimizer_and_dtype_moves():
     assert set(net.syn.s.unique().tolist()) <= {-1, 1}
     with pytest.raises(ValueError, match="float32 state on the CPU"):
         MetaplasticMTJ((3,), backend="numba").double().update(torch.zeros(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_reference_equals_cpu_kernel():
+    """Draws come from the model's CPU generator, so the torch reference on the GPU takes the same
+    decisions as the Numba kernel on the CPU."""
+    kw = dict(delta_min=10.0, delta_max=30.0, kappa=20.0, tau_ret=50.0, seed=4)
+    a = MetaplasticMTJ((50, 40), MTJParams(**kw), backend="numba")
+    c = MetaplasticMTJ((50, 40), MTJParams(**kw), backend="torch").cuda()
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(30):
+        g = torch.randn((50, 40), generator=gen) * 0.04
+        a.update(g)
+        c.update(g.cuda())
+    for k in STATE:
+        assert torch.equal(getattr(a, k), getattr(c, k).cpu()), k
+    assert c.effective_weight().device.type == "cuda"
