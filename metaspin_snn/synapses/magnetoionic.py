@@ -71,6 +71,10 @@ class MagnetoIonicParams:
     ``eval_noise`` noisy read in eval mode; ``gain`` weight per volt; ``min_dx`` smallest applied
     step [pulses]; ``init_range`` initial w ~ U(−init_range, init_range) (repository: 0.01);
     ``seed`` of the model's generator (ν, initial state, read noise).
+
+    ``lr`` = 1: the repository trains MNIST with lr 500–5000 on inputs scaled by ``input_scale`` =
+    1e-3 (``NoisyDoubleLinear``), and ∂L/∂w scales with the input, so its lr = 1000 is lr = 1 here
+    for unscaled inputs.
     """
 
     lr: float = 1.0
