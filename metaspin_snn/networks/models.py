@@ -1,7 +1,8 @@
 """Feed-forward spiking networks of snnTorch ``Leaky`` neurons with synapse-backed layers.
 
 Each stage is ``layer → [max-pool] → [norm] → Leaky``; the input is a spike (or current) sequence
-``x[T, B, ...]`` and the hidden state starts at m = 0 on every call (no state kept between batches).
+``x[T, B, ...]`` and the hidden state starts at m = 0 on every call (no state kept between batches),
+unless ``state=`` (a previous call's ``NetOutput.state``) continues a sequence (truncated BPTT).
 
 Two numerically identical execution paths:
 
@@ -16,7 +17,8 @@ Two numerically identical execution paths:
 
 Options: ``reset="zero"`` (default; maps spike-for-spike to Lava's LIF) or ``"subtract"``; ``norm``
 ``"batch"`` (statistics over all T·B currents of a stage, as in tdBN, Zheng et al. AAAI 2021) or
-``"layer"``; ``n_norm_sets`` task-specific norm modules (statistics and affine parameters) chosen by
+``"layer"`` (with batch norm and ``fast=False`` the stages run layer by layer, since the statistics
+need all T steps; ``snn.Leaky`` still steps through time); ``n_norm_sets`` task-specific norm modules (statistics and affine parameters) chosen by
 the ``task`` argument; ``heads`` task-specific output layers (task-incremental learning);
 ``output="count"`` (logits = output spike counts Σ_t s[t]) or ``"membrane"`` (the output stage does
 not reset, logits = mean_t m[t]). ``record=True`` keeps membrane traces in :class:`NetOutput`.

@@ -70,7 +70,7 @@ def test_rate_loss_and_membrane_output_learn(mnist_small):
 # Per-model settings for a 40-step CPU test (the models' defaults are tuned for long runs / devices).
 SYNAPSE_TEST_PARAMS = {
     "metaplastic": {},
-    "mesu": {"lr_mu": 30.0, "lr_sigma": 30.0, "N": 200.0},
+    "mesu": {"lr_mu": 30.0, "lr_sigma": 30.0},
     "bayesbinn": {"lr": 1e-2, "n_data": 2000.0},
     "mtj": {"volt_per_grad": 1e3, "kappa": 50.0},
     "magnetoionic": {"lr": 100.0},
@@ -83,7 +83,7 @@ def test_each_synapse_model_learns_mnist(mnist_small, name):
     factory = synapse_factory(name, seed=0, **SYNAPSE_TEST_PARAMS[name])
     model = SpikingMLP([784, 64, 10], synapse=factory, norm="batch")
     losses, res = _fit(model, mnist_small)
-    _check_learned(losses, res, 0.3)  # chance 0.1; measured here: 0.46 (MESU) to 0.76
+    _check_learned(losses, res, 0.3)  # chance 0.1; measured here: 0.56 (BayesBiNN) to 0.78
 
 
 def test_synapse_factory_errors():
