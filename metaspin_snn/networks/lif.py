@@ -15,6 +15,11 @@ recursion; the reset is detached as in snnTorch)::
 
     δ[t] = ∂L/∂m[t] + ∂L/∂s[t]·σ'(m[t] − θ) + c[t+1]·δ[t+1],   c[t+1] = β(1 − s[t]) (zero) or β
     ∂L/∂I[t] = δ[t];  ∂L/∂β = Σ_t δ[t]·m̃[t−1] (m̃ = (1 − r)·m for zero);  ∂L/∂θ = −Σ ∂L/∂s·σ' − Σ δ·r (subtract)
+
+On CPU with scalar β and θ both directions run as single-pass Numba kernels (the backward evaluates
+snnTorch's ``atan`` / ``fast_sigmoid`` surrogate derivatives itself; any other surrogate goes through
+autograd); per-neuron β/θ and other devices use the torch loop. The scan may start from a given
+(detached) membrane m[−1] (truncated BPTT), with r[0] = H(m[−1] − θ) as ``snn.Leaky`` computes it.
 """
 from __future__ import annotations
 
