@@ -12,3 +12,9 @@ def data_root():
     if not (root / "mnist").is_dir():
         pytest.fail(f"real data not found at {root} (tests read ../shared/data or $METASPIN_DATA)")
     return root
+
+
+# One torch thread: on 2 shared cores OpenMP oversubscription made element-wise ops 5-10x slower.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
