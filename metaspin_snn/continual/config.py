@@ -31,22 +31,22 @@ class RunConfig:
 
     name: str = "run"
     # stream
-    stream: str = "pmnist"
+    stream: str = "pmnist"             # pmnist | split-mnist | sequence | rotated | stream | split-nmnist
     n_tasks: int = 5
     data_root: str | None = None
     sequence_dirs: tuple[str, ...] = ()
-    identity_first: bool = True
+    identity_first: bool = True        # permuted MNIST: task 0 = unpermuted MNIST
     angles: tuple[float, ...] = ()
     max_angle: float = 180.0
     classes_per_task: int = 2
     shuffle_classes: bool = False
-    train_subset: int | None = None
+    train_subset: int | None = None    # seeded subset of training samples per task (None: all)
     test_subset: int | None = None
     nmnist_dt_us: int = 10_000
     nmnist_steps: int = 30
     # scenario
-    scenario: str = "domain"
-    task_il: str = "heads"
+    scenario: str = "domain"           # task | domain | class (van de Ven & Tolias 2019)
+    task_il: str = "heads"             # task-IL via per-task output heads, or per-task "norm" sets
     # network
     network: str = "mlp"
     hidden: tuple[int, ...] = (512, 512)
@@ -56,27 +56,28 @@ class RunConfig:
     reset: str = "zero"
     norm: str = "none"
     output: str = "count"
-    gain: float | None = None
+    gain: float | None = None          # fixed layer gain (None: RMS-matched to PyTorch's default init)
     bias: bool = True
-    encoding: str = "direct"
+    encoding: str = "direct"           # direct (current) | rate | latency; event streams use their frames
     num_steps: int = 8
     rate_gain: float = 1.0
     # learner
     synapse: str = "real"
-    synapse_params: dict = field(default_factory=dict)
+    synapse_params: dict = field(default_factory=dict)  # fields of the synapse's params dataclass; a
+    #                                                     list for a scalar field = one value per layer
     plugin: str = "naive"
     plugin_params: dict = field(default_factory=dict)
     # training
     epochs: int = 1
     batch_size: int = 100
     eval_batch_size: int = 1000
-    lr: float = 1e-3
+    lr: float = 1e-3                   # torch optimiser on ordinary parameters (synapse models use their own lr)
     optimizer: str = "adam"
     reset_optimizer: bool = False
     seed: int = 0
     # bookkeeping
     out: str = "results/run"
-    reference: str = "first_task"
+    reference: str = "first_task"      # intransigence reference: first_task | single_task | none
     checkpoint: bool = True
     hist_bins: int = 60
     progress: bool = True

@@ -15,8 +15,9 @@ def _args(*argv):
 def test_quick_pmnist_compares_finetuning_and_metaplastic(tmp_path):
     cfgs = build_configs(_args("pmnist", "--quick", "--out", str(tmp_path)))
     assert [c.synapse for c in cfgs] == ["real", "metaplastic", "metaplastic"]
-    assert [c.synapse_params.get("m") for c in cfgs] == [None, 0.0, 1.35]
-    assert all(c.n_tasks == 3 and c.train_subset == 6000 and c.epochs == 1 and c.encoding == "direct" for c in cfgs)
+    assert [c.synapse_params.get("m") for c in cfgs] == [None, 0.0, 5.0]
+    assert all(c.n_tasks == 3 and c.train_subset == 10000 and c.epochs == 2 and c.encoding == "direct"
+               and not c.bias for c in cfgs)
     assert len({c.out for c in cfgs}) == 3
 
 
@@ -57,8 +58,8 @@ def test_set_overrides_any_key(tmp_path):
     (c,) = build_configs(_args("pmnist", "--synapse", "metaplastic", "--set", "norm=\"batch\"", "--set",
                                "hidden=[64, 32]", "--set", "synapse_params.lr=0.02", "--set", "scenario=task",
                                "--set", "task_il=norm", "--out", str(tmp_path)))
-    assert c.norm == "batch" and c.hidden == (64, 32) and c.synapse_params == {"lr": 0.02, "m": 1.35}
+    assert c.norm == "batch" and c.hidden == (64, 32) and c.synapse_params == {"lr": 0.02, "m": 5.0}
     assert c.scenario == "task" and c.task_il == "norm"
     cfgs = build_configs(_args("pmnist", "--quick", "--set", "synapse_params.lr=0.02", "--out", str(tmp_path)))
-    assert [c.synapse_params for c in cfgs] == [{}, {"lr": 0.02, "m": 0.0}, {"lr": 0.02, "m": 1.35}]
+    assert [c.synapse_params for c in cfgs] == [{}, {"lr": 0.02, "m": 0.0}, {"lr": 0.02, "m": 5.0}]
     assert run_cli(_args("pmnist", "--set", "hiddn=[3]")) == 2

@@ -1,0 +1,89 @@
+"""Continual-learning comparisons on real MNIST (benchmarks, not CI): several learners on the same
+stream, one results folder each plus a summary table (markdown) and a comparison plot.
+
+    python bench/continual_compare.py pmnist5  --out results/pmnist-5task-domain
+    python bench/continual_compare.py taskil   --out results/pmnist-taskil-msweep
+    python bench/continual_compare.py split    --out results/split-mnist-domain
+
+Every number in the outputs comes from the run itself (seeded; see each results.json for the config).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from metaspin_snn.continual.cli import summary_table
+from metaspin_snn.continual.config import RunConfig
+from metaspin_snn.continual.report import atomic_write_bytes, plot_comparison
+from metaspin_snn.continual.runner import run_stream
+
+SMALL = dict(hidden=[256, 256], num_steps=4, batch_size=50, epochs=2, train_subset=10000, test_subset=2000, bias=False,
+             encoding="direct", progress=False)
+PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
+    # permuted MNIST, 5 tasks, domain-IL (shared head, no task id, no normalisation)
+    "pmnist5": (dict(SMALL, stream="pmnist", n_tasks=5, scenario="domain"), [
+        ("finetune-real", dict(synapse="real")),
+        ("ewc-real", dict(synapse="real", plugin="ewc", plugin_params={"lam": 1000.0, "fisher_samples": 300})),
+        ("si-real", dict(synapse="real", plugin="si", plugin_params={"c": 1.0})),
+        ("finetune-binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0})),
+        ("metaplastic-m1.35", dict(synapse="metaplastic", synapse_params={"m": 1.35})),
+        ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
+        ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
+    ]),
+    # Laborieux et al.'s task-IL-like setting: batch norm (affine + statistics) per task, shared head
+    "taskil": (dict(SMALL, stream="pmnist", n_tasks=4, scenario="task", task_il="norm", norm="batch", bias=False), [
+        ("binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0})),
+        ("metaplastic-m1.35", dict(synapse="metaplastic", synapse_params={"m": 1.35})),
+        ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
+        ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
+        ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
+    ]),
+    # split MNIST, domain-IL (target = digit's position in its pair), 5 tasks
+    "split": (dict(SMALL, stream="split-mnist", n_tasks=5, scenario="domain", train_subset=None, epochs=1,
+                   test_subset=None), [
+        ("finetune-real", dict(synapse="real")),
+        ("si-real", dict(synapse="real", plugin="si", plugin_params={"c": 1.0})),
+        ("ewc-real", dict(synapse="real", plugin="ewc", plugin_params={"lam": 1000.0, "fisher_samples": 300})),
+        ("finetune-binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0})),
+        ("metaplastic-m1.35", dict(synapse="metaplastic", synapse_params={"m": 1.35})),
+        ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
+        ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
+    ]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("preset", choices=sorted(PRESETS))
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", nargs="*", help="run only these learner names")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (bench scripts only)")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    base, learners = PRESETS[a.preset]
+    root = Path(a.out)
+    results = []
+    for name, kw in learners:
+        if a.only and name not in a.only:
+            continue
+        cfg = RunConfig(**{**base, **kw, "seed": a.seed, "name": name, "out": str(root / name)})
+        t0 = time.perf_counter()
+        res = run_stream(cfg, resume=True, log=lambda s: print("  " + s, flush=True))
+        print(f"{name}: ACC {100 * res.metrics['acc']:.1f}  BWT {100 * (res.metrics['bwt'] or 0):.1f}  "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        results.append(res)
+    table = summary_table(results)
+    cmd = "python bench/continual_compare.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    atomic_write_bytes(root / "summary.md", f"# {a.preset}\n\n`{cmd}`\n\n{table}\n".encode())
+    plot_comparison(results, root / "summary.png", f"{a.preset} (seed {a.seed})")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
