@@ -58,7 +58,8 @@ def run(cfg: OnlineConfig, per_task: int, tr, te, epochs: int = 1, verbose: bool
             idx = idx[torch.randperm(len(idx), generator=g)]
         R.append([net.accuracy(*tests[j]) for j in range(5)])
         if verbose:
-            print(f"  after task {k}: " + " ".join(f"{a:.3f}" for a in R[-1]), flush=True)
+            print(f"  after task {k} ({len(idx)} train samples x {epochs}): "
+                  + " ".join(f"{a:.3f}" for a in R[-1]), flush=True)
     return R
 
 
@@ -87,7 +88,7 @@ def main() -> None:
     for seed in args.seeds:
         cfg = make_config(overrides, seed)
         print(f"seed {seed}: rule={cfg.rule} {cfg.n_in}-{cfg.n_hidden}-{cfg.n_out}, T={cfg.num_steps}, "
-              f"{args.per_task} samples/task x {args.epochs} epochs, {args.dataset}", flush=True)
+              f"up to {args.per_task} samples/task x {args.epochs} epochs, {args.dataset}", flush=True)
         R = run(cfg, args.per_task, tr, te, args.epochs)
         finals.append(100 * sum(R[-1]) / 5)
         print(f"  final average accuracy {finals[-1]:.2f} %", flush=True)
