@@ -4,6 +4,7 @@ stream, one results folder each plus a summary table (markdown) and a comparison
     python bench/continual_compare.py pmnist5  --out results/pmnist-5task-domain
     python bench/continual_compare.py taskil   --out results/pmnist-taskil-msweep
     python bench/continual_compare.py split    --out results/split-mnist-domain
+    (further presets: pmnist10, taskil-ln, split-strong, bias)
 
 Every number in the outputs comes from the run itself (seeded; see each results.json for the config).
 """
@@ -41,6 +42,38 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
         ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
         ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
+    ]),
+    # permuted MNIST, 10 tasks, domain-IL (the issue's 10-task table, small network)
+    "pmnist10": (dict(SMALL, stream="pmnist", n_tasks=10, scenario="domain"), [
+        ("finetune-real", dict(synapse="real")),
+        ("ewc-real", dict(synapse="real", plugin="ewc", plugin_params={"lam": 1000.0, "fisher_samples": 300})),
+        ("online-ewc-real", dict(synapse="real", plugin="online-ewc",
+                                 plugin_params={"lam": 1000.0, "gamma": 1.0, "fisher_samples": 300})),
+        ("si-real", dict(synapse="real", plugin="si", plugin_params={"c": 1.0})),
+        ("finetune-binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0})),
+        ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
+        ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
+    ]),
+    # task-IL-like with per-task *layer* norm (per-task affine, no running statistics to go stale)
+    "taskil-ln": (dict(SMALL, stream="pmnist", n_tasks=6, scenario="task", task_il="norm", norm="layer"), [
+        ("binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0})),
+        ("metaplastic-m1.35", dict(synapse="metaplastic", synapse_params={"m": 1.35})),
+        ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
+        ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
+        ("metaplastic-m20", dict(synapse="metaplastic", synapse_params={"m": 20.0})),
+    ]),
+    # do plain-Adam biases undo consolidation? metaplastic binary, 3 permuted tasks, with / without biases
+    "bias": (dict(SMALL, stream="pmnist", n_tasks=3, scenario="domain", synapse="metaplastic"), [
+        (f"m{m:g}-{'bias' if b else 'nobias'}", dict(bias=b, synapse_params={"m": m}))
+        for b in (True, False) for m in (0.0, 3.0, 10.0)
+    ]),
+    # split MNIST domain-IL with stronger regularisation / consolidation
+    "split-strong": (dict(SMALL, stream="split-mnist", n_tasks=5, scenario="domain", train_subset=None, epochs=1,
+                          test_subset=None), [
+        ("si-real-c100", dict(synapse="real", plugin="si", plugin_params={"c": 100.0})),
+        ("ewc-real-lam1e5", dict(synapse="real", plugin="ewc", plugin_params={"lam": 1e5, "fisher_samples": 300})),
+        ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
+        ("metaplastic-m20", dict(synapse="metaplastic", synapse_params={"m": 20.0})),
     ]),
     # split MNIST, domain-IL (target = digit's position in its pair), 5 tasks
     "split": (dict(SMALL, stream="split-mnist", n_tasks=5, scenario="domain", train_subset=None, epochs=1,
