@@ -88,3 +88,14 @@ def test_conv_network_on_split_nmnist_events(tmp_path):
                     checkpoint=False, out=str(tmp_path / "c"))
     res = run_stream(cfg)
     assert np.array(res.matrix).shape == (5, 5) and len(res.per_task[0]["spikes_per_sample_per_layer"]) == 2
+
+
+def test_single_task_reference_for_intransigence(tmp_path):
+    cfg = RunConfig(**{**TINY, "train_subset": 100, "test_subset": 100}, reference="single_task",
+                    checkpoint=False, out=str(tmp_path / "ref"))
+    res = run_stream(cfg)
+    R = np.array(res.matrix)
+    assert res.reference_kind == "single_task" and len(res.reference) == 2
+    # task 0's single-task model is trained exactly like the stream's first task (same seeds)
+    assert res.reference[0] == pytest.approx(R[0, 0])
+    assert res.metrics["intransigence"] == pytest.approx(np.mean(np.array(res.reference) - R.diagonal()))
