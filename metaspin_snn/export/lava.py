@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,6 +177,13 @@ def session_processes(sid: int) -> list[int]:
     return pids
 
 
+def _wait_session_gone(sid: int, timeout: float = 10.0) -> None:
+    """Wait until no live process of session ``sid`` remains (SIGKILL is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while session_processes(sid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
              fixed_point: bool = False, *, record_all: bool = False, chunk: int | None = None,
              timeout: float = 300.0, steps_long: int = 0, term_grace: float = 5.0,
@@ -230,6 +238,7 @@ def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
                 _kill_group(proc.pid)
                 proc.wait()
         if problem is not None:
+            _wait_session_gone(proc.pid)  # killed workers may still map the segments for a moment
             _remove_orphan_shm(shm_before)
         if problem is not None or not os.path.exists(res):
             stderr = Path(err_path).read_text(errors="replace")
