@@ -121,13 +121,19 @@ class SynapseModel(nn.Module):
         self._stale = True
 
     def use_numba(self, grad: torch.Tensor) -> bool:
+        """True when the fused kernel can run: the gradient and every floating-point state buffer are
+        float32 CPU tensors. With ``backend="numba"`` anything else raises ``ValueError``."""
         if self.backend == "torch":
             return False
-        ok = grad.device.type == "cpu" and grad.dtype == torch.float32
-        if self.backend == "numba" and not ok:
-            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 CPU tensors, "
-                             f"got {grad.dtype} on {grad.device}")
-        return ok
+        tensors = [("grad", grad)] + [(n, b) for n, b in self.named_buffers(recurse=False)
+                                      if b.is_floating_point()]
+        bad = [(n, t) for n, t in tensors if t.device.type != "cpu" or t.dtype != torch.float32]
+        if bad and self.backend == "numba":
+            n, t = bad[0]
+            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 state on the CPU "
+                             f"(float32 CPU tensors); {n} is {t.dtype} on {t.device} — move the model "
+                             "to CPU float32 or use backend='torch'")
+        return not bad
 
     def update(self, grad: torch.Tensor | None = None) -> None:
         """One optimisation step from ∂L/∂w_eff (default: ``self.weight.grad``), in place."""

@@ -207,14 +207,6 @@ class BayesianBinary(SynapseModel):
              np_view(self._point(), "weight"), np_view(grad, "grad"), relaxed, f(1.0 / p.tau), f(p.n_data),
              f(p.reweight), f(p.beta), f(1.0 - p.beta), f(step_size), f(p.drive_max), f(p.lambda_max))
 
-    def use_numba(self, grad: torch.Tensor) -> bool:
-        ok = super().use_numba(grad)
-        state_ok = (self.lam.device.type == "cpu" and self.lam.dtype == torch.float32
-                    and self.weight.device.type == "cpu" and self.weight.dtype == torch.float32)
-        if self.backend == "numba" and not state_ok:
-            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 CPU state (lam/weight), "
-                             "move the model to CPU float32 or use backend='torch'")
-        return ok and state_ok
 
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}

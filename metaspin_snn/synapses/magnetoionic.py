@@ -358,12 +358,6 @@ class MagnetoIonicPair(SynapseModel):
              self.n_pulse.view(-1).numpy(), self.n_refresh.view(-1).numpy(),
              float(p.lr), float(p.min_dx), float(p.x_max), p.kind(), p0, p1, p2)
 
-    def use_numba(self, grad: torch.Tensor) -> bool:
-        ok = self.x1.device.type == "cpu" and self.x1.dtype == torch.float32
-        if self.backend == "numba" and not ok:
-            raise ValueError(f"MagnetoIonicPair: backend='numba' needs float32 state on the CPU, "
-                             f"it is {self.x1.dtype} on {self.x1.device}")
-        return super().use_numba(grad) and ok
 
     def hidden(self) -> torch.Tensor:
         """(x₁ + x₂)/(2·x_max) ∈ [0, 1]: fraction of the pulse budget used since the last refresh."""

@@ -164,13 +164,6 @@ class MESU(SynapseModel):
              np_view(grad, "grad"), np_view(self.mu_prior, "mu_prior"), np_view(self.sigma_prior, "sigma_prior"),
              f(p.lr_mu), f(p.lr_sigma), f(p.N), f(p.sigma_min), f(p.sigma_max), f(p.mu_max))
 
-    def use_numba(self, grad: torch.Tensor) -> bool:
-        ok = super().use_numba(grad)
-        state_ok = self.mu.device.type == "cpu" and self.mu.dtype == torch.float32
-        if self.backend == "numba" and not state_ok:
-            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 CPU state (mu/sigma), "
-                             "move the model to CPU float32 or use backend='torch'")
-        return ok and state_ok
 
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}

@@ -177,14 +177,6 @@ class MetaplasticBinary(SynapseModel):
              f(step_size), f(1.0 - b1), f(b2), f(1.0 - b2), f(bc2_sqrt), f(p.eps), f(p.m),
              f(p.weight_decay), f(p.grad_clip))
 
-    def use_numba(self, grad: torch.Tensor) -> bool:
-        ok = super().use_numba(grad)
-        state_ok = self.hidden_weight.device.type == "cpu" and self.hidden_weight.dtype == torch.float32
-        if self.backend == "numba" and not state_ok:
-            raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 CPU state (hidden_weight), "
-                             "move the model to CPU float32 or use backend='torch'")
-        return ok and state_ok
-
 
 __all__ = ["MetaplasticBinary", "MetaplasticBinaryParams", "metaplastic_kernel",
            "metaplastic_kernel_parallel", "metaplastic_step_torch"]

@@ -382,12 +382,6 @@ class MetaplasticMTJ(SynapseModel):
         kern(grad.reshape(-1).numpy(), gum.view(-1).numpy(),
              *(getattr(self, n).view(-1).numpy() for n in self._STATE), *self.kernel_scalars())
 
-    def use_numba(self, grad: torch.Tensor) -> bool:
-        ok = self.x.device.type == "cpu" and self.x.dtype == torch.float32
-        if self.backend == "numba" and not ok:
-            raise ValueError(f"MetaplasticMTJ: backend='numba' needs float32 state on the CPU, "
-                             f"it is {self.x.dtype} on {self.x.device}")
-        return super().use_numba(grad) and ok
 
     def hidden(self) -> torch.Tensor:
         """The ionic state x ∈ [0, 1] (0 = plastic, 1 = consolidated)."""
