@@ -207,7 +207,6 @@ class BayesianBinary(SynapseModel):
              np_view(self._point(), "weight"), np_view(grad, "grad"), relaxed, f(1.0 / p.tau), f(p.n_data),
              f(p.reweight), f(p.beta), f(1.0 - p.beta), f(step_size), f(p.drive_max), f(p.lambda_max))
 
-
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}
 

@@ -358,7 +358,6 @@ class MagnetoIonicPair(SynapseModel):
              self.n_pulse.view(-1).numpy(), self.n_refresh.view(-1).numpy(),
              float(p.lr), float(p.min_dx), float(p.x_max), p.kind(), p0, p1, p2)
 
-
     def hidden(self) -> torch.Tensor:
         """(x₁ + x₂)/(2·x_max) ∈ [0, 1]: fraction of the pulse budget used since the last refresh."""
         return (self.x1 + self.x2) / (2.0 * self.params.x_max)

@@ -164,7 +164,6 @@ class MESU(SynapseModel):
              np_view(grad, "grad"), np_view(self.mu_prior, "mu_prior"), np_view(self.sigma_prior, "sigma_prior"),
              f(p.lr_mu), f(p.lr_sigma), f(p.N), f(p.sigma_min), f(p.sigma_max), f(p.mu_max))
 
-
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}
 

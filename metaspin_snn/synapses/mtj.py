@@ -382,7 +382,6 @@ class MetaplasticMTJ(SynapseModel):
         kern(grad.reshape(-1).numpy(), gum.view(-1).numpy(),
              *(getattr(self, n).view(-1).numpy() for n in self._STATE), *self.kernel_scalars())
 
-
     def hidden(self) -> torch.Tensor:
         """The ionic state x ∈ [0, 1] (0 = plastic, 1 = consolidated)."""
         return self.x
