@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ir import ExportError, LayerIR, NetworkIR
+from .ir import ExportError, LayerChain, LayerIR, NetworkIR
 
 VTH_MAX = 2 ** 17 - 1
 UV_MAX = 2 ** 23
@@ -73,30 +73,10 @@ class FixedPointLayer:
 
 
 @dataclass(frozen=True)
-class FixedPointNetwork:
+class FixedPointNetwork(LayerChain):
     """A chain of :class:`FixedPointLayer` (Lava ``fixed_pt`` / Loihi 2 formats)."""
 
     layers: tuple[FixedPointLayer, ...] = field(default_factory=tuple)
-
-    def __post_init__(self) -> None:
-        layers = tuple(self.layers)
-        if not layers:
-            raise ExportError("FixedPointNetwork: no layers")
-        for prev, nxt in zip(layers[:-1], layers[1:]):
-            if prev.out_features != nxt.in_features:
-                raise ExportError(f"{nxt.name}: expects {nxt.in_features} inputs but {prev.name} "
-                                  f"has {prev.out_features} outputs")
-        object.__setattr__(self, "layers", layers)
-
-    def __iter__(self):
-        return iter(self.layers)
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
 
     def dequantize(self) -> NetworkIR:
         """The float network these integers represent: W = w / 2s, theta = vth / (2s 2**e),

@@ -90,22 +90,23 @@ class LayerIR:
 
 
 @dataclass(frozen=True)
-class NetworkIR:
-    """A chain of :class:`LayerIR`; layer k+1's input size equals layer k's output size."""
+class LayerChain:
+    """A feed-forward chain of layers (each with ``weight [out, in]``); layer k+1's input size equals
+    layer k's output size. Base of :class:`NetworkIR` and ``FixedPointNetwork``."""
 
-    layers: tuple[LayerIR, ...] = field(default_factory=tuple)
+    layers: tuple = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
         if not layers:
-            raise ExportError("NetworkIR: no layers")
+            raise ExportError(f"{type(self).__name__}: no layers")
         for prev, nxt in zip(layers[:-1], layers[1:]):
             if prev.out_features != nxt.in_features:
                 raise ExportError(f"{nxt.name}: expects {nxt.in_features} inputs but {prev.name} "
                                   f"has {prev.out_features} outputs")
         object.__setattr__(self, "layers", layers)
 
-    def __iter__(self) -> Iterator[LayerIR]:
+    def __iter__(self) -> Iterator:
         return iter(self.layers)
 
     def __len__(self) -> int:
@@ -114,6 +115,13 @@ class NetworkIR:
     @property
     def sizes(self) -> list[int]:
         return [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
+
+
+@dataclass(frozen=True)
+class NetworkIR(LayerChain):
+    """A chain of :class:`LayerIR`; layer k+1's input size equals layer k's output size."""
+
+    layers: tuple[LayerIR, ...] = field(default_factory=tuple)
 
 
 # ----------------------------------------------------------------------------------- extraction
