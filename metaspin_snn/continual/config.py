@@ -67,6 +67,8 @@ class RunConfig:
     #                                                     list for a scalar field = one value per layer
     plugin: str = "naive"
     plugin_params: dict = field(default_factory=dict)
+    learner: str = "bptt"              # bptt (network + optimiser) | online (OnlineSNN, local rule, one sample at a time)
+    online_params: dict = field(default_factory=dict)  # OnlineConfig fields; "pmp_hidden.<f>"/"pmp_out.<f>" for the rule
     # training
     epochs: int = 1
     batch_size: int = 100
@@ -276,3 +278,15 @@ def _check_values(c: RunConfig) -> None:
     for k, v in c.plugin_params.items():
         if isinstance(v, (bool, str, list)) or v < 0:
             raise ValueError(f"config key 'plugin_params.{k}': expected a non-negative number, got {v!r}")
+    _choice(c, "learner", ("bptt", "online"))
+    if c.learner == "online":
+        if c.plugin != "naive":
+            raise ValueError(f"config key 'plugin': learner 'online' supports only 'naive' (its consolidation "
+                             f"is the synapses' metaplasticity), got {c.plugin!r}")
+        if c.scenario == "task":
+            raise ValueError("config key 'scenario': learner 'online' has one shared output layer and no task "
+                             "input; use 'domain' or 'class'")
+        from .online import check_online_params
+        check_online_params(c.online_params, c.num_steps, c.rate_gain, c.seed)
+    elif c.online_params:
+        raise ValueError(f"config key 'online_params.{sorted(c.online_params)[0]}': only used with learner = 'online'")

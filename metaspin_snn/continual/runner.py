@@ -84,6 +84,9 @@ class Results:
     def title(self) -> str:
         c = self.config
         sp = "".join(f" {k}={v}" for k, v in c.get("synapse_params", {}).items())
+        if c.get("learner") == "online":
+            sp = "".join(f" {k}={v}" for k, v in c.get("online_params", {}).items())
+            return f"{c['stream']} · {self.scenario_label} · online{sp} · {c['plugin']}"
         return f"{c['stream']} · {self.scenario_label} · {c['synapse']}{sp} · {c['plugin']}"
 
     def compute_metrics(self) -> None:
@@ -292,6 +295,9 @@ def build_model(config: RunConfig, tasks: Sequence[Task], scenario: Scenario) ->
     """A :class:`~metaspin_snn.networks.SpikingMLP` (``network="mlp"``: flattened per-step input,
     ``hidden`` layers) or :class:`~metaspin_snn.networks.SpikingConvNet` (``"conv"``: ``channels``)
     for the stream; outputs/heads/normalisation sets from the scenario."""
+    if config.learner == "online":  # OnlineSNN: local rule, one sample at a time (continual/online.py)
+        from .online import OnlineLearner
+        return OnlineLearner.build(config, list(tasks), scenario)
     from .. import networks as nets
     shapes = {t.input_shape for t in tasks}
     if len(shapes) != 1:
@@ -310,6 +316,8 @@ def build_model(config: RunConfig, tasks: Sequence[Task], scenario: Scenario) ->
 
 
 def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.learner == "online":  # placeholder: the online learner has no gradient-trained parameters
+        return torch.optim.SGD([nn.Parameter(torch.zeros(0))], lr=0.0)
     from .. import networks as nets
     return nets.make_optimizer(model, lr=config.lr, kind=config.optimizer)
 
@@ -328,6 +336,8 @@ def device_counters(model: nn.Module) -> dict[str, float]:
 
 def hidden_histograms(model: nn.Module, bins: int) -> dict[str, dict]:
     """Histogram of ``hidden()`` for every synapse model, keyed by module path."""
+    if callable(getattr(model, "hidden_histograms", None)):  # learner "online": its metaplastic m
+        return model.hidden_histograms(bins)
     out: dict[str, dict] = {}
     for name, mod in model.named_modules():
         if isinstance(mod, SynapseModel):
@@ -366,6 +376,10 @@ def train_task(model: nn.Module, opt: torch.optim.Optimizer, plugin: Plugin, tas
     """Train ``epochs`` passes over ``task``; returns (mean task loss, number of steps)."""
     from tqdm.auto import tqdm
     c = ctx.config
+    if c.learner == "online":  # one sample at a time in a seeded order per epoch; no loss, no optimiser
+        orders = [torch.randperm(task.size("train"), generator=_gen(c.seed, _TRAIN, step_id, epoch))
+                  for epoch in range(c.epochs)]
+        return model.train_task(task, ctx.scenario, orders)
     model.train()
     task_arg = ctx.scenario.task_arg(task)
     n_per_epoch = math.ceil(task.size("train") / c.batch_size)
@@ -404,6 +418,8 @@ def evaluate_task(model: nn.Module, task: Task, ctx: _Ctx) -> Any:
     """``networks.evaluate`` on the test split of ``task`` (deterministic encoding noise per task)."""
     from .. import networks as nets
     c = ctx.config
+    if c.learner == "online":
+        return model.evaluate(task, ctx.scenario, c.eval_batch_size)
     g = _gen(c.seed, _EVAL, task.id)
     batches = ((ctx.encode(task, x, g), ctx.scenario.targets(task, y))
                for x, y in iter_batches(task, "test", c.eval_batch_size, shuffle=False))
@@ -512,6 +528,8 @@ def run_stream(config: RunConfig, *, resume: bool = False, tasks: Sequence[Task]
         plugin.after_task(model, TaskContext(task, scenario.task_arg(task), _fisher_batches(task, ctx), loss_fn))
         for s in (m for m in model.modules() if isinstance(m, SynapseModel)):
             s.task_boundary()
+        if config.learner == "online":
+            model.task_boundary()
         t_train = time.perf_counter() - t0
         dev1 = device_counters(model)
         t0 = time.perf_counter()
