@@ -2,6 +2,7 @@
 
     metaspin run configs/pmnist.toml [--epochs 1 ...]
     metaspin run pmnist|split-mnist|sequence|rotated|stream|split-nmnist [--quick] [options]
+    metaspin run split-mnist --learner online [--set train_subset=2000]   (OnlineSNN, no BPTT)
 
 A shorthand without ``--synapse``/``--plugin`` runs the comparison the issue asks for side by side:
 fine-tuning of real-valued weights, fine-tuning of binary weights (metaplastic rule with m = 0), and
@@ -43,6 +44,8 @@ _QUICK_TASKS = {"pmnist": 3, "rotated": 3, "stream": 5}
 # best too). Biases are off by default: plain-Adam biases are unprotected and overwrite old tasks
 # once the binary weights consolidate.
 _DEFAULT_M = 5.0
+# Rate-code steps of the online learner's shorthand (OnlineConfig's default, as in bench/online_split_mnist.py).
+_ONLINE_STEPS = 25
 
 
 def add_run_args(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +56,9 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synapse", choices=SYNAPSES, help="synapse model (default: compare real/binary/metaplastic)")
     parser.add_argument("--m", type=str, help="metaplasticity m (one value, or comma-separated per layer)")
     parser.add_argument("--plugin", choices=sorted(PLUGIN_PARAMS), help="continual-learning algorithm")
+    parser.add_argument("--learner", choices=("bptt", "online"),
+                        help="bptt: network + optimiser (default); online: OnlineSNN, local event-driven rule, "
+                             "one sample at a time (options: --set online_params.<field>=...)")
     parser.add_argument("--scenario", choices=("task", "domain", "class"), help="van de Ven & Tolias scenario")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--out", type=str, help="output directory (default results/<name>)")
@@ -77,7 +83,8 @@ def _parse_m(text: str) -> float | list[float]:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     o: dict[str, Any] = {}
     for key, attr in (("n_tasks", "tasks"), ("epochs", "epochs"), ("synapse", "synapse"), ("plugin", "plugin"),
-                      ("scenario", "scenario"), ("seed", "seed"), ("data_root", "data_root")):
+                      ("scenario", "scenario"), ("seed", "seed"), ("data_root", "data_root"),
+                      ("learner", "learner")):
         v = getattr(args, attr, None)
         if v is not None:
             o[key] = v
@@ -112,7 +119,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         if args.quick:
             o = {**{k: v for k, v in _QUICK.items()}, "n_tasks": min(cfg.n_tasks, 3)
                  if cfg.stream in _QUICK_TASKS else cfg.n_tasks, **o}
-        for table in ("synapse_params", "plugin_params"):
+        for table in ("synapse_params", "plugin_params", "online_params"):
             if table in o:
                 o[table] = {**getattr(cfg, table), **o[table]}
         if m is not None:
@@ -138,6 +145,16 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     if base.get("stream") == "sequence" and "sequence_dirs" not in base:
         raise ValueError("run sequence: give the datasets with --sequence-dirs DIR [DIR ...]")
     root = Path(args.out) if args.out else Path("results") / (args.target + ("-quick" if args.quick else ""))
+    if o.get("learner") == "online":  # one OnlineSNN run: one pass per task, T = 25 rate-coded steps
+        if "synapse" in o or m is not None or user_sp:
+            raise ValueError("--learner online: uses its own plasticity rule; set it with "
+                             "--set online_params.<field>=... instead of --synapse/--m/synapse_params")
+        on = {**base, "epochs": o.get("epochs", 1), "num_steps": o.get("num_steps", _ONLINE_STEPS)}
+        if args.quick:
+            on.update(train_subset=o.get("train_subset", 1000), test_subset=o.get("test_subset", 1000))
+        rule = o.get("online_params", {}).get("rule", "pmp")
+        out = args.out or str(Path("results") / f"{args.target}-online{'-quick' if args.quick else ''}")
+        return [RunConfig.from_dict({**on, "name": f"online-{rule}", "out": out})]
     if "synapse" in o or "plugin" in o:
         syn = o.get("synapse", "metaplastic" if m is not None else "real")
         sp = dict(user_sp)
@@ -167,6 +184,9 @@ def summary_table(results: list[Any]) -> str:
     for r in results:
         c, m = r.config, r.metrics
         sp = "".join(f" {k}={v}" for k, v in c["synapse_params"].items())
+        if c.get("learner") == "online":
+            c = {**c, "synapse": "online", "synapse_params": c.get("online_params", {})}
+            sp = "".join(f" {k}={v}" for k, v in c["synapse_params"].items())
         final = " ".join(f"{100 * v:.1f}" for v in r.matrix[-1]) if r.matrix else "—"
         lines.append(f"| {c['name']} | {c['synapse']}{sp} | {c['plugin']} | {r.scenario_label} | {_fmt(m.get('acc'))} | "
                      f"{_fmt(m.get('bwt'))} | {_fmt(m.get('fwt'))} | {_fmt(m.get('forgetting'))} | "
