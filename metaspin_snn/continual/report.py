@@ -133,6 +133,9 @@ def markdown(res: "Results") -> str:
     lines = [f"## {c['name']}: {c['stream']}, {res.scenario_label}, synapse={c['synapse']}"
              f"{' ' + str(c['synapse_params']) if c['synapse_params'] else ''}, plugin={c['plugin']}, seed={c['seed']}",
              ""]
+    if c.get("learner") == "online":  # OnlineSNN: the synapse key is unused
+        lines[0] = (f"## {c['name']}: {c['stream']}, {res.scenario_label}, learner=online (one sample at a time, "
+                    f"local rule){' ' + str(c['online_params']) if c.get('online_params') else ''}, plugin={c['plugin']}, seed={c['seed']}")
     R = res.matrix
     lines.append("| after \\ on | " + " | ".join(f"T{j}" for j in range(len(names))) + " |")
     lines.append("|---" * (len(names) + 1) + "|")
