@@ -6,7 +6,7 @@
 
 A shorthand without ``--synapse``/``--plugin`` runs the comparison the issue asks for side by side:
 fine-tuning of real-valued weights, fine-tuning of binary weights (metaplastic rule with m = 0), and
-the metaplastic binary network (m = ``--m``, default 5); with ``--synapse``/``--plugin`` it runs
+the metaplastic binary network (m = ``--m``, default 5 with ``--quick``, 3 otherwise); with ``--synapse``/``--plugin`` it runs
 that one learner. Shorthand runs use no biases (see ``_DEFAULT_M``). ``--quick`` shrinks the run to
 minutes on two cores (3 tasks × 10,000 training and 2,000 test samples, 2 epochs, batch 50, T = 4,
 784-256-256-10, direct-current input).
@@ -38,12 +38,12 @@ _SHORTHAND: dict[str, dict[str, Any]] = {
 _QUICK: dict[str, Any] = dict(hidden=[256, 256], num_steps=4, epochs=2, batch_size=50, train_subset=10000,
                               test_subset=2000)
 _QUICK_TASKS = {"pmnist": 3, "rotated": 3, "stream": 5}
-# m of the metaplastic learner when --m is not given. Laborieux et al. use 1.35 with 20 epochs per
-# task and per-task batch norm; with a few epochs per task the hidden weights stay small and m = 5
-# consolidates about as much (results/README.md: m sweep; the issue's no-norm calibration found m = 5
-# best too). Biases are off by default: plain-Adam biases are unprotected and overwrite old tasks
-# once the binary weights consolidate.
-_DEFAULT_M = 5.0
+# m of the metaplastic learner when --m is not given. m acts through m·|W_h|, and |W_h| grows with
+# the training per task: with --quick (400 steps per task) |W_h| reaches ≈ 1–4 and m = 5 halves
+# forgetting; with the full defaults (1,800 steps per task) |W_h| reaches ≈ 20–30, m = 5 freezes the
+# network after 3 tasks and m = 3 is used (results/README.md). Biases are off by default: plain-Adam
+# biases are unprotected and overwrite old tasks once the binary weights consolidate.
+_DEFAULT_M = {"quick": 5.0, "full": 3.0}
 # Rate-code steps of the online learner's shorthand (OnlineConfig's default, as in bench/online_split_mnist.py).
 _ONLINE_STEPS = 25
 
@@ -141,6 +141,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         if args.target == "split-nmnist":
             base.update(epochs=3, train_subset=None, test_subset=None)
     user_sp = dict(o.pop("synapse_params", {}))
+    default_m = _DEFAULT_M["quick" if args.quick else "full"]
     base.update(o)
     if base.get("stream") == "sequence" and "sequence_dirs" not in base:
         raise ValueError("run sequence: give the datasets with --sequence-dirs DIR [DIR ...]")
@@ -159,12 +160,12 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         syn = o.get("synapse", "metaplastic" if m is not None else "real")
         sp = dict(user_sp)
         if syn == "metaplastic":
-            sp["m"] = m if m is not None else sp.get("m", _DEFAULT_M)
+            sp["m"] = m if m is not None else sp.get("m", default_m)
         elif m is not None:
             sp["m"] = m  # rejected by validation, naming the key, if the model has no m
         return [RunConfig.from_dict({**base, "synapse": syn, "synapse_params": sp,
                                      "name": f"{syn}-{o.get('plugin', 'naive')}", "out": str(root)})]
-    mm = m if m is not None else user_sp.get("m", _DEFAULT_M)
+    mm = m if m is not None else user_sp.get("m", default_m)
     learners: list[tuple[str, dict[str, Any]]] = [
         ("finetune-real", {"synapse": "real", "synapse_params": {}}),
         ("finetune-binary-m0", {"synapse": "metaplastic", "synapse_params": {**user_sp, "m": 0.0}}),

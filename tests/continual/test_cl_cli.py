@@ -55,7 +55,7 @@ def test_run_cli_end_to_end_prints_summary(tmp_path, capsys):
 
 
 def test_set_overrides_any_key(tmp_path):
-    (c,) = build_configs(_args("pmnist", "--synapse", "metaplastic", "--set", "norm=\"batch\"", "--set",
+    (c,) = build_configs(_args("pmnist", "--quick", "--synapse", "metaplastic", "--set", "norm=\"batch\"", "--set",
                                "hidden=[64, 32]", "--set", "synapse_params.lr=0.02", "--set", "scenario=task",
                                "--set", "task_il=norm", "--out", str(tmp_path)))
     assert c.norm == "batch" and c.hidden == (64, 32) and c.synapse_params == {"lr": 0.02, "m": 5.0}
@@ -63,3 +63,10 @@ def test_set_overrides_any_key(tmp_path):
     cfgs = build_configs(_args("pmnist", "--quick", "--set", "synapse_params.lr=0.02", "--out", str(tmp_path)))
     assert [c.synapse_params for c in cfgs] == [{}, {"lr": 0.02, "m": 0.0}, {"lr": 0.02, "m": 5.0}]
     assert run_cli(_args("pmnist", "--set", "hiddn=[3]")) == 2
+
+
+def test_full_defaults(tmp_path):
+    cfgs = build_configs(_args("pmnist", "--out", str(tmp_path)))
+    assert [c.synapse_params.get("m") for c in cfgs] == [None, 0.0, 3.0]
+    assert all(c.hidden == (512, 512) and c.num_steps == 8 and c.epochs == 3 and c.train_subset is None
+               and c.n_tasks == 5 for c in cfgs)
