@@ -74,6 +74,9 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("ewc-real-lam1e5", dict(synapse="real", plugin="ewc", plugin_params={"lam": 1e5, "fisher_samples": 300})),
         ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
         ("metaplastic-m20", dict(synapse="metaplastic", synapse_params={"m": 20.0})),
+        ("si-real-c1000", dict(synapse="real", plugin="si", plugin_params={"c": 1000.0})),
+        ("metaplastic-m40", dict(synapse="metaplastic", synapse_params={"m": 40.0})),
+        ("metaplastic-m20-3ep", dict(synapse="metaplastic", synapse_params={"m": 20.0}, epochs=3)),
     ]),
     # split MNIST, domain-IL (target = digit's position in its pair), 5 tasks
     "split": (dict(SMALL, stream="split-mnist", n_tasks=5, scenario="domain", train_subset=None, epochs=1,
