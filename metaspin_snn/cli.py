@@ -83,8 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point. Expected failures (bad input, missing or corrupt files) print one line naming what
+    and where and return 2; set ``METASPIN_TRACEBACK=1`` to see the traceback instead."""
+    import os
+
+    from .data import DatasetError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (DatasetError, FileNotFoundError, ValueError, TypeError) as e:
+        if os.environ.get("METASPIN_TRACEBACK"):
+            raise
+        print(f"metaspin {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

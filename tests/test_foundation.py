@@ -33,3 +33,12 @@ def test_cli_data_check(capsys, data_root):
 def test_cli_data_check_reports_missing(capsys, tmp_path):
     assert main(["data", "check", "--data-root", str(tmp_path)]) == 1
     assert str(tmp_path / "mnist") in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line_naming_the_path(capsys, tmp_path):
+    assert main(["train", "--quick", "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "error: missing dataset directory" in err and str(tmp_path / "mnist") in err
+    assert "Traceback" not in err
+    assert main(["export", str(tmp_path / "none.pt"), "--to", "nir"]) == 2
+    assert "none.pt" in capsys.readouterr().err
