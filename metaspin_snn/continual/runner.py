@@ -198,22 +198,11 @@ def build_stream(config: RunConfig) -> list[Task]:
 
 
 def _synapse_classes(name: str) -> tuple[type, type]:
-    if name == "metaplastic":
-        from ..synapses.metaplastic import MetaplasticBinary, MetaplasticBinaryParams
-        return MetaplasticBinary, MetaplasticBinaryParams
-    if name == "mesu":
-        from ..synapses.mesu import MESU, MESUParams
-        return MESU, MESUParams
-    if name == "bayesbinn":
-        from ..synapses.bayesbinn import BayesianBinary, BayesianBinaryParams
-        return BayesianBinary, BayesianBinaryParams
-    if name == "mtj":
-        from ..synapses.mtj import MetaplasticMTJ, MTJParams
-        return MetaplasticMTJ, MTJParams
-    if name == "magnetoionic":
-        from ..synapses.magnetoionic import MagnetoIonicPair, MagnetoIonicParams
-        return MagnetoIonicPair, MagnetoIonicParams
-    raise ValueError(f"config key 'synapse': unknown synapse model {name!r}")
+    from ..networks.train import synapse_classes
+    try:
+        return synapse_classes(name)
+    except ValueError as e:
+        raise ValueError(f"config key 'synapse': {e}") from e
 
 
 def synapse_factory(name: str, n_layers: int, seed: int = 0,

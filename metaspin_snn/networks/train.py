@@ -39,6 +39,27 @@ DATASETS = ("mnist", "nmnist")
 ARCHS = ("mlp", "conv")
 
 
+def synapse_classes(name: str) -> tuple[type, type]:
+    """(model class, parameter dataclass) for a synapse name other than ``"real"``; the synapse module
+    is imported only here, so a missing model gives a clear ImportError."""
+    if name not in SYNAPSES or name == "real":
+        raise ValueError(f"unknown synapse model {name!r}; choose one of {SYNAPSES[1:]}")
+    module, cls_name, params_name = {
+        "metaplastic": ("metaplastic", "MetaplasticBinary", "MetaplasticBinaryParams"),
+        "mesu": ("mesu", "MESU", "MESUParams"),
+        "bayesbinn": ("bayesbinn", "BayesianBinary", "BayesianBinaryParams"),
+        "mtj": ("mtj", "MetaplasticMTJ", "MTJParams"),
+        "magnetoionic": ("magnetoionic", "MagnetoIonicPair", "MagnetoIonicParams"),
+    }[name]
+    import importlib
+    try:
+        mod = importlib.import_module(f"metaspin_snn.synapses.{module}")
+        return getattr(mod, cls_name), getattr(mod, params_name)
+    except (ImportError, AttributeError) as e:
+        raise ImportError(f"synapse {name!r} needs metaspin_snn.synapses.{module}.{cls_name}, "
+                          f"which is not available: {e}") from e
+
+
 def synapse_factory(name: str, *, seed: int = 0, **overrides: Any) -> Callable[[tuple[int, ...]], Any] | None:
     """Factory ``shape → SynapseModel`` for a synapse name (``"real"`` → None: plain weights).
 
@@ -52,21 +73,7 @@ def synapse_factory(name: str, *, seed: int = 0, **overrides: Any) -> Callable[[
         if overrides:
             raise ValueError(f"synapse 'real' takes no parameters, got {sorted(overrides)}")
         return None
-    module, cls_name, params_name = {
-        "metaplastic": ("metaplastic", "MetaplasticBinary", "MetaplasticBinaryParams"),
-        "mesu": ("mesu", "MESU", "MESUParams"),
-        "bayesbinn": ("bayesbinn", "BayesianBinary", "BayesianBinaryParams"),
-        "mtj": ("mtj", "MetaplasticMTJ", "MTJParams"),
-        "magnetoionic": ("magnetoionic", "MagnetoIonicPair", "MagnetoIonicParams"),
-    }[name]
-    import importlib
-    try:
-        mod = importlib.import_module(f"metaspin_snn.synapses.{module}")
-        cls = getattr(mod, cls_name)
-        params_cls = getattr(mod, params_name)
-    except (ImportError, AttributeError) as e:
-        raise ImportError(f"synapse {name!r} needs metaspin_snn.synapses.{module}.{cls_name}, "
-                          f"which is not available: {e}") from e
+    cls, params_cls = synapse_classes(name)
     fields = {f.name for f in dataclasses.fields(params_cls)}
     unknown = set(overrides) - fields
     if unknown:
