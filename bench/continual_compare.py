@@ -35,6 +35,28 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
         ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
     ]),
+    # follow-up attempts at the 10-task / split-MNIST targets (lead, end of session 1)
+    "pmnist10-more": (dict(SMALL, stream="pmnist", n_tasks=10, scenario="domain"), [
+        ("si-real-c3", dict(synapse="real", plugin="si", plugin_params={"c": 3.0})),
+        ("mesu", dict(synapse="mesu")),
+        ("si-real-c1-512", dict(synapse="real", plugin="si", plugin_params={"c": 1.0}, hidden=[512, 512])),
+        ("si-real-c1-512-3ep", dict(synapse="real", plugin="si", plugin_params={"c": 1.0}, hidden=[512, 512],
+                                    epochs=3)),
+        ("si-real-c1-1024", dict(synapse="real", plugin="si", plugin_params={"c": 1.0}, hidden=[1024, 1024])),
+        ("si-real-c2-1024", dict(synapse="real", plugin="si", plugin_params={"c": 2.0}, hidden=[1024, 1024])),
+        ("si-real-c1-1024-3ep", dict(synapse="real", plugin="si", plugin_params={"c": 1.0}, hidden=[1024, 1024],
+                                     epochs=3)),
+        ("finetune-real-1024", dict(synapse="real", hidden=[1024, 1024])),
+        ("ewc-real-1024", dict(synapse="real", plugin="ewc", plugin_params={"lam": 1000.0, "fisher_samples": 300},
+                               hidden=[1024, 1024])),
+        ("metaplastic-m3-1024", dict(synapse="metaplastic", synapse_params={"m": 3.0}, hidden=[1024, 1024])),
+    ]),
+    "split-more": (dict(SMALL, stream="split-mnist", n_tasks=5, scenario="domain", train_subset=None, epochs=1,
+                        test_subset=None), [
+        ("si-real-c3000", dict(synapse="real", plugin="si", plugin_params={"c": 3000.0})),
+        ("mesu", dict(synapse="mesu")),
+        ("metaplastic-m20-hidden512", dict(synapse="metaplastic", synapse_params={"m": 20.0}, hidden=[512, 512])),
+    ]),
     # Laborieux et al.'s task-IL-like setting: batch norm (affine + statistics) per task, shared head
     "taskil": (dict(SMALL, stream="pmnist", n_tasks=4, scenario="task", task_il="norm", norm="batch", bias=False), [
         ("binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0})),
