@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ir import ExportError, LayerChain, LayerIR, NetworkIR
+from .ir import ExportError, LayerChain, LayerIR, NetworkIR, WeightShape
 
 VTH_MAX = 2 ** 17 - 1
 UV_MAX = 2 ** 23
@@ -31,7 +31,7 @@ EXP_MIN, EXP_MAX = -8, 7
 
 
 @dataclass(frozen=True)
-class FixedPointLayer:
+class FixedPointLayer(WeightShape):
     """Integer parameters of one Dense (+ bias Dense) + LIF layer in Lava's fixed-point formats."""
 
     weight: np.ndarray            # int32 [out, in], Dense weight mantissa
@@ -62,14 +62,6 @@ class FixedPointLayer:
             object.__setattr__(self, key, arr.astype(np.int32).copy())
         if self.reset not in ("zero", "subtract"):
             raise ExportError(f"{self.name}: reset {self.reset!r} is not supported")
-
-    @property
-    def in_features(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def out_features(self) -> int:
-        return int(self.weight.shape[0])
 
 
 @dataclass(frozen=True)

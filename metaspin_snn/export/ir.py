@@ -40,8 +40,22 @@ def _vector(value: object, n: int, what: str, where: str) -> np.ndarray:
     return arr
 
 
+class WeightShape:
+    """``in_features`` / ``out_features`` read from a ``weight [out, in]`` field."""
+
+    weight: np.ndarray
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
+
+
 @dataclass(frozen=True)
-class LayerIR:
+class LayerIR(WeightShape):
     """One layer: weight [out, in], bias [out] or None, per-neuron beta and threshold [out], reset."""
 
     weight: np.ndarray
@@ -79,14 +93,6 @@ class LayerIR:
         if self.reset not in RESETS:
             raise ExportError(f"{self.name}: reset mechanism {self.reset!r} is not supported "
                               f"(supported: {', '.join(RESETS)})")
-
-    @property
-    def in_features(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def out_features(self) -> int:
-        return int(self.weight.shape[0])
 
 
 @dataclass(frozen=True)

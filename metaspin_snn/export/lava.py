@@ -57,31 +57,27 @@ def network_arrays(network: NetworkIR | FixedPointNetwork) -> dict[str, np.ndarr
     out: dict[str, np.ndarray] = {"n_layers": np.asarray(len(network))}
     if isinstance(network, NetworkIR):
         out["kind"] = np.asarray("float")
-        for k, layer in enumerate(network):
-            p = f"L{k}."
-            out[p + "weight"] = layer.weight
-            if layer.bias is not None:
-                out[p + "bias"] = layer.bias
+    elif isinstance(network, FixedPointNetwork):
+        out["kind"] = np.asarray("fixed")
+    else:
+        raise ExportError(f"expected a NetworkIR or FixedPointNetwork, got {type(network).__name__}")
+    for k, layer in enumerate(network):
+        p = f"L{k}."
+        out[p + "weight"] = layer.weight
+        if layer.bias is not None:
+            out[p + "bias"] = layer.bias
+        out[p + "subtract"] = np.asarray(int(layer.reset == "subtract"))
+        if isinstance(network, NetworkIR):
             out[p + "beta"] = layer.beta
             out[p + "du"] = np.ones(layer.out_features)
             out[p + "dv"] = 1.0 - layer.beta
             out[p + "vth"] = layer.threshold
-            out[p + "subtract"] = np.asarray(int(layer.reset == "subtract"))
-    elif isinstance(network, FixedPointNetwork):
-        out["kind"] = np.asarray("fixed")
-        for k, layer in enumerate(network):
-            p = f"L{k}."
-            out[p + "weight"] = layer.weight
-            if layer.bias is not None:
-                out[p + "bias"] = layer.bias
+        else:
             out[p + "beta"] = 1.0 - layer.dv / 4096.0
             out[p + "du"] = layer.du
             out[p + "dv"] = layer.dv
             out[p + "vth"] = layer.vth
-            out[p + "subtract"] = np.asarray(int(layer.reset == "subtract"))
             out[p + "weight_exp"] = np.asarray(layer.weight_exp)
-    else:
-        raise ExportError(f"expected a NetworkIR or FixedPointNetwork, got {type(network).__name__}")
     return out
 
 
