@@ -61,6 +61,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                              "one sample at a time (options: --set online_params.<field>=...)")
     parser.add_argument("--scenario", choices=("task", "domain", "class"), help="van de Ven & Tolias scenario")
     parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--device", type=str, help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--out", type=str, help="output directory (default results/<name>)")
     parser.add_argument("--quick", action="store_true", help="small, fast version (minutes on 2 cores)")
     parser.add_argument("--data-root", type=str, help="folder holding mnist/ and nmnist-small/")
@@ -84,7 +85,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     o: dict[str, Any] = {}
     for key, attr in (("n_tasks", "tasks"), ("epochs", "epochs"), ("synapse", "synapse"), ("plugin", "plugin"),
                       ("scenario", "scenario"), ("seed", "seed"), ("data_root", "data_root"),
-                      ("learner", "learner")):
+                      ("learner", "learner"), ("device", "device")):
         v = getattr(args, attr, None)
         if v is not None:
             o[key] = v

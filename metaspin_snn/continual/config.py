@@ -9,6 +9,7 @@ plugin (see :mod:`metaspin_snn.continual.plugins`).
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -77,6 +78,7 @@ class RunConfig:
     optimizer: str = "adam"
     reset_optimizer: bool = False
     seed: int = 0
+    device: str = "cpu"                # cpu | cuda | cuda:N | auto (cuda when available); not part of resume checks
     # bookkeeping
     out: str = "results/run"
     reference: str = "first_task"      # intransigence reference: first_task | single_task | none
@@ -115,7 +117,7 @@ class RunConfig:
     def comparable(self) -> dict[str, Any]:
         """The fields that define the numbers of a run (for resume checks): all but output/UI ones."""
         d = self.to_dict()
-        for k in ("out", "progress", "checkpoint", "name"):
+        for k in ("out", "progress", "checkpoint", "name", "device"):
             d.pop(k)
         return d
 
@@ -279,6 +281,10 @@ def _check_values(c: RunConfig) -> None:
         if isinstance(v, (bool, str, list)) or v < 0:
             raise ValueError(f"config key 'plugin_params.{k}': expected a non-negative number, got {v!r}")
     _choice(c, "learner", ("bptt", "online"))
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", c.device):
+        raise ValueError(f"config key 'device': must be cpu, cuda, cuda:N or auto; got {c.device!r}")
+    if c.learner == "online" and c.device not in ("cpu", "auto"):
+        raise ValueError(f"config key 'device': learner 'online' runs on the CPU (Numba event engine), got {c.device!r}")
     if c.learner == "online":
         if c.plugin != "naive":
             raise ValueError(f"config key 'plugin': learner 'online' supports only 'naive' (its consolidation "

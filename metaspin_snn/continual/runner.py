@@ -348,16 +348,37 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 # ---- one task ---------------------------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    """The torch device of config key ``device`` (``auto``: CUDA when available, else CPU); a CUDA
+    device that is not there is an error naming the key."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"config key 'device': {name!r} requested but torch sees no CUDA device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"config key 'device': {name!r} requested but only "
+                             f"{torch.cuda.device_count()} CUDA device(s) exist")
+    return dev
+
+
 @dataclass
 class _Ctx:
     config: RunConfig
     scenario: Scenario
     progress: bool
+    device: torch.device = torch.device("cpu")
 
     def encode(self, task: Task, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Encoded input on the run's device (encoding noise drawn on the CPU, so every device sees
+        the same spikes for a seed)."""
         c = self.config
         return encode_batch(task, x, num_steps=c.num_steps, encoding=c.encoding, flatten=c.network == "mlp",
-                            generator=gen, gain=c.rate_gain)
+                            generator=gen, gain=c.rate_gain).to(self.device)
+
+    def targets(self, task: Task, y: torch.Tensor) -> torch.Tensor:
+        return self.scenario.targets(task, y).to(self.device)
 
 
 def train_task(model: nn.Module, opt: torch.optim.Optimizer, plugin: Plugin, task: Task, step_id: int,
@@ -381,7 +402,7 @@ def train_task(model: nn.Module, opt: torch.optim.Optimizer, plugin: Plugin, tas
             g_enc = _gen(c.seed, _ENC, step_id, epoch)
             for x, y in iter_batches(task, "train", c.batch_size, shuffle=True, generator=g_order):
                 xe = ctx.encode(task, x, g_enc)
-                target = ctx.scenario.targets(task, y)
+                target = ctx.targets(task, y)
                 opt.zero_grad()
                 out = model(xe, task=task_arg)
                 loss = loss_fn(out.logits, target)
@@ -410,7 +431,7 @@ def evaluate_task(model: nn.Module, task: Task, ctx: _Ctx) -> Any:
     if c.learner == "online":
         return model.evaluate(task, ctx.scenario, c.eval_batch_size)
     g = _gen(c.seed, _EVAL, task.id)
-    batches = ((ctx.encode(task, x, g), ctx.scenario.targets(task, y))
+    batches = ((ctx.encode(task, x, g), ctx.targets(task, y))
                for x, y in iter_batches(task, "test", c.eval_batch_size, shuffle=False))
     was = model.training
     model.eval()
@@ -424,7 +445,7 @@ def _fisher_batches(task: Task, ctx: _Ctx) -> Callable[[int, int], Any]:
     def batches(batch_size: int, n_samples: int):
         g = _gen(ctx.config.seed, _TASK, task.id, 99)
         for x, y in iter_batches(task, "train", batch_size, shuffle=True, generator=g, limit=n_samples):
-            yield ctx.encode(task, x, g), ctx.scenario.targets(task, y)
+            yield ctx.encode(task, x, g), ctx.targets(task, y)
     return batches
 
 
@@ -471,10 +492,11 @@ def run_stream(config: RunConfig, *, resume: bool = False, tasks: Sequence[Task]
     if len(tasks) != config.n_tasks:
         raise ValueError(f"config key 'n_tasks': {config.n_tasks}, but the stream has {len(tasks)} tasks")
     scenario = Scenario(config.scenario, config.task_il)
-    ctx = _Ctx(config, scenario, progress)
+    device = resolve_device(config.device)
+    ctx = _Ctx(config, scenario, progress, device)
 
     seed_everything(derived_seed(config.seed, _INIT))
-    model = build_model(config, tasks, scenario)
+    model = build_model(config, tasks, scenario).to(device)
     opt = build_optimizer(config, model)
     plugin = make_plugin(config.plugin, **config.plugin_params)
     res = Results(config=config.to_dict(), versions=versions(), seed=config.seed,
@@ -569,7 +591,7 @@ def single_task_reference(config: RunConfig, tasks: Sequence[Task], scenario: Sc
     ref = []
     for k, task in enumerate(tasks):
         seed_everything(derived_seed(config.seed, _INIT))
-        model = build_model(config, tasks, scenario)
+        model = build_model(config, tasks, scenario).to(ctx.device)
         opt = build_optimizer(config, model)
         seed_everything(derived_seed(config.seed, _TASK, k))
         train_task(model, opt, Plugin(), task, k, ctx)

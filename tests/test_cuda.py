@@ -1,0 +1,120 @@
+"""The torch paths on a CUDA device, held equal to the CPU (Numba kernels, fast LIF path, runner).
+
+Skipped where torch sees no GPU (CI); run on a GPU machine with ``python -m pytest -q tests/test_cuda.py``.
+Random draws differ between a CPU and a CUDA generator, so stochastic models are compared one update
+at a time from the same sample (ε for MESU, the relaxed weight for BayesBiNN)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metaspin_snn.continual.config import RunConfig
+from metaspin_snn.continual.runner import run_stream
+from metaspin_snn.networks import SpikingMLP
+from metaspin_snn.networks.train import synapse_factory
+from metaspin_snn.synapses import (MESU, BayesianBinary, BayesianBinaryParams, MESUParams, MetaplasticBinary,
+                                   MetaplasticBinaryParams)
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _pair(cls, params, shape=(64, 48)):
+    a = cls(shape, params, backend="numba")
+    c = cls(shape, params, backend="torch").cuda()
+    c.load_state_dict(a.state_dict())
+    return a, c
+
+
+@cuda
+@pytest.mark.parametrize("m", [0.0, 1.35, 5.0])
+def test_metaplastic_binary_cuda_equals_numba(m):
+    a, c = _pair(MetaplasticBinary, MetaplasticBinaryParams(m=m, lr=0.01))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        g = torch.randn(a.shape, generator=gen)
+        a.effective_weight(), c.effective_weight()
+        a.update(g)
+        c.update(g.cuda())
+    torch.testing.assert_close(c.hidden().cpu(), a.hidden(), rtol=1e-5, atol=1e-6)
+    assert torch.equal(c.effective_weight().detach().cpu(), a.effective_weight().detach())
+
+
+@cuda
+def test_mesu_cuda_equals_numba_from_same_sample():
+    a, c = _pair(MESU, MESUParams(N=1e4))
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        a.refresh(sample=True)
+        c.refresh(sample=True)
+        c.noise.copy_(a.noise.cuda())
+        g = 0.1 * torch.randn(a.shape, generator=gen)
+        a.update(g)
+        c.update(g.cuda())
+    torch.testing.assert_close(c.mu.cpu(), a.mu, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(c.sigma.cpu(), a.sigma, rtol=1e-5, atol=1e-7)
+
+
+@cuda
+def test_bayesbinn_cuda_equals_numba_from_same_sample():
+    a, c = _pair(BayesianBinary, BayesianBinaryParams(n_data=1000.0))
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(20):
+        a.refresh(sample=True)
+        c.refresh(sample=True)
+        with torch.no_grad():
+            c.weight.copy_(a.weight.cuda())
+        g = 0.1 * torch.randn(a.shape, generator=gen)
+        a.update(g)
+        c.update(g.cuda())
+    torch.testing.assert_close(c.lam.cpu(), a.lam, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(c.momentum.cpu(), a.momentum, rtol=1e-4, atol=1e-5)
+
+
+@cuda
+def test_spiking_mlp_cuda_matches_cpu_fast_path():
+    """Same weights, same input: the CUDA network (snnTorch-style stepping) gives the CPU fast path's
+    spikes (up to threshold ties) and gradients."""
+    torch.manual_seed(0)
+    syn = synapse_factory("metaplastic", seed=3, m=1.0)
+    cpu = SpikingMLP([100, 64, 10], synapse=syn, bias=False)
+    gpu = SpikingMLP([100, 64, 10], synapse=syn, bias=False).cuda()
+    gpu.load_state_dict(cpu.state_dict())
+    x = (torch.rand(6, 32, 100) < 0.3).float()
+    oc, og = cpu(x), gpu(x.cuda())
+    agree = (oc.logits == og.logits.cpu()).float().mean().item()
+    assert agree > 0.99
+    tgt = torch.randint(0, 10, (32,))
+    torch.nn.functional.cross_entropy(oc.logits, tgt).backward()
+    torch.nn.functional.cross_entropy(og.logits, tgt.cuda()).backward()
+    for (n, mc), (_, mg) in zip(cpu.named_modules(), gpu.named_modules()):
+        if isinstance(mc, MetaplasticBinary):
+            torch.testing.assert_close(mg.weight.grad.cpu(), mc.weight.grad, rtol=1e-3, atol=1e-4, msg=n)
+
+
+@cuda
+def test_runner_on_cuda_close_to_cpu(tmp_path, data_root):
+    kw = dict(stream="pmnist", n_tasks=2, train_subset=500, test_subset=300, hidden=[64], num_steps=3,
+              batch_size=50, eval_batch_size=300, progress=False, synapse="metaplastic",
+              synapse_params={"m": 1.0}, data_root=str(data_root), checkpoint=True)
+    rc = run_stream(RunConfig(**kw, out=str(tmp_path / "cpu")))
+    rg = run_stream(RunConfig(**kw, device="cuda", out=str(tmp_path / "gpu")))
+    assert np.abs(np.array(rg.matrix) - np.array(rc.matrix)).max() < 0.05
+    # a checkpoint written on the GPU resumes on the CPU
+    ck = torch.load(tmp_path / "gpu" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert ck["next_task"] == 2
+
+
+def test_device_key_validated():
+    with pytest.raises(ValueError, match="'device'"):
+        RunConfig(device="gpu")
+    with pytest.raises(ValueError, match="'device'"):
+        RunConfig(device="cuda", learner="online", num_steps=10)
+    assert RunConfig(device="cuda:1").device == "cuda:1"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where no GPU exists")
+def test_cuda_requested_without_gpu_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="config key 'device'.*no CUDA device"):
+        run_stream(RunConfig(n_tasks=2, train_subset=50, test_subset=50, hidden=[8], device="cuda",
+                             progress=False, out=str(tmp_path / "x")))
