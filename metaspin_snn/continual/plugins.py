@@ -17,9 +17,14 @@ model's own update rule). For real-valued synapses this is the usual parameter v
 * :class:`SI` — Zenke et al. 2017 (synaptic intelligence): per step ω_i −= g_i Δθ_i (g = gradient of the
   total loss used by that step); at task end Ω_i += ω_i / ((θ_i(end) − θ_i(start))² + ξ), ω ← 0;
   penalty c Σ Ω_i (θ_i − θ*_i)².
+* :class:`Replay` — experience replay (ER) with a tiny episodic memory (Chaudhry et al. 2019; Rolnick
+  et al. 2019): ``mem_per_task`` encoded training samples of every finished task are kept, and each
+  step adds ``weight`` · L(memory batch of ``replay_batch`` samples drawn uniformly).
 """
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -239,21 +244,151 @@ class SI(Plugin):
         self.big_omega, self.anchor = dict(state["big_omega"]), dict(state["anchor"])
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    """Device of the first parameter or buffer of ``model`` (CPU for a model with neither)."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _count_param(name: str, v: int | float) -> int:
+    """A positive integer plugin parameter given as an int (TOML, ``--set``) or an integral float."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) or v < 1:
+        raise ValueError(f"plugin_params.{name}: Replay needs a positive integer, got {v!r}")
+    return int(v)
+
+
+class Replay(Plugin):
+    """Experience replay with a tiny episodic memory (ER; Chaudhry et al. 2019, "On Tiny Episodic
+    Memories in Continual Learning", arXiv:1902.10486; Rolnick et al. 2019, "Experience Replay for
+    Continual Learning", NeurIPS).
+
+    After task k, ``mem_per_task`` of its training samples are stored as the network sees them
+    (encoded ``x[T, n, ...]``, scenario targets, the task argument): a seeded random draw, class
+    balanced (⌊mem/C⌋ per target class, the rest filled in draw order). While training task t > k each
+    step minimises
+
+        L = L_t(B_t) + weight · L(B_M),   B_M = ``replay_batch`` samples drawn i.i.d. uniformly from M,
+
+    (ER's loss on the current batch plus a memory batch; Chaudhry et al. use one concatenated batch,
+    i.e. weight = |B_M|/|B_t| up to the normalisation). Samples whose task argument differs (task-IL
+    heads) go through the network in one forward per task argument; the memory loss is then the
+    sample-weighted mean of the groups' losses. Indices come from the global torch RNG, which the
+    runner reseeds per task and checkpoints, so a resumed run replays the same samples. The memory
+    stays on the CPU (and in ``state_dict``); each memory batch is moved to the model's device.
+    """
+
+    name = "replay"
+
+    def __init__(self, mem_per_task: int = 200, replay_batch: int = 50, weight: float = 1.0) -> None:
+        self.mem_per_task = _count_param("mem_per_task", mem_per_task)
+        self.replay_batch = _count_param("replay_batch", replay_batch)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"plugin_params.weight: Replay needs a finite weight > 0, got {weight!r}")
+        self.weight = float(weight)
+        self.loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+        self.mem_x: torch.Tensor | None = None   # [T, N, ...] encoded inputs
+        self.mem_y: torch.Tensor | None = None   # [N] targets
+        self.mem_task: torch.Tensor | None = None  # [N] stream task id
+        self.mem_arg: torch.Tensor | None = None   # [N] task argument of the network (-1 = None)
+
+    @property
+    def size(self) -> int:
+        return 0 if self.mem_y is None else int(self.mem_y.shape[0])
+
+    def _select(self, ctx: TaskContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class-balanced memory of one task from the seeded draw ``ctx.batches``."""
+        mem, n_cls = self.mem_per_task, max(ctx.task.n_classes, 1)
+        quota = mem // n_cls
+        counts: dict[int, int] = {}
+        kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+        spare: list[tuple[torch.Tensor, torch.Tensor]] = []
+        n_kept = n_spare = 0
+        for x, y in ctx.batches(100, ctx.task.size("train")):
+            if x.dim() < 2 or x.shape[1] != y.shape[0]:
+                raise ValueError(f"Replay: task {ctx.task.name!r} batches must be (x[T, B, ...], y[B]), "
+                                 f"got x {tuple(x.shape)}, y {tuple(y.shape)}")
+            take, rest = [], []
+            for i, c in enumerate(y.tolist()):
+                if counts.get(c, 0) < quota:
+                    counts[c] = counts.get(c, 0) + 1
+                    take.append(i)
+                elif n_spare + len(rest) < mem:
+                    rest.append(i)
+            if take:
+                kept.append((x[:, take], y[take]))
+                n_kept += len(take)
+            if rest:
+                spare.append((x[:, rest], y[rest]))
+                n_spare += len(rest)
+            if n_kept >= quota * n_cls and n_kept + n_spare >= mem:
+                break
+        parts = kept + spare
+        if not parts:
+            raise RuntimeError(f"Replay: no training samples of task {ctx.task.name!r} to store")
+        x = torch.cat([p[0] for p in parts], dim=1)[:, :mem]
+        y = torch.cat([p[1] for p in parts])[:mem]
+        return x.detach().cpu().clone(), y.detach().cpu().clone()
+
+    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
+        self.loss_fn = ctx.loss_fn
+        x, y = self._select(ctx)
+        n = y.shape[0]
+        tid = torch.full((n,), int(ctx.task.id), dtype=torch.int64)
+        arg = torch.full((n,), -1 if ctx.task_arg is None else int(ctx.task_arg), dtype=torch.int64)
+        if self.mem_x is None:
+            self.mem_x, self.mem_y, self.mem_task, self.mem_arg = x, y, tid, arg
+            return
+        if x.shape[0] != self.mem_x.shape[0] or x.shape[2:] != self.mem_x.shape[2:]:
+            raise ValueError(f"Replay: task {ctx.task.name!r} inputs have shape {tuple(x.shape)}, the memory "
+                             f"holds {tuple(self.mem_x.shape)} (time steps and per-step shape must match)")
+        self.mem_x = torch.cat([self.mem_x, x], dim=1)
+        self.mem_y = torch.cat([self.mem_y, y])
+        self.mem_task = torch.cat([self.mem_task, tid])
+        self.mem_arg = torch.cat([self.mem_arg, arg])
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        if self.mem_y is None:
+            return None
+        idx = torch.randint(self.size, (self.replay_batch,))
+        dev = _model_device(model)
+        x, y, args = self.mem_x[:, idx].to(dev), self.mem_y[idx].to(dev), self.mem_arg[idx]
+        groups = torch.unique(args).tolist()
+        if len(groups) == 1:
+            a = None if groups[0] < 0 else int(groups[0])
+            return self.weight * self.loss_fn(model(x, task=a).logits, y)
+        total = None
+        for g in groups:
+            sel = (args == g).nonzero().flatten().to(dev)
+            a = None if g < 0 else int(g)
+            term = self.loss_fn(model(x[:, sel], task=a).logits, y[sel]) * (sel.numel() / self.replay_batch)
+            total = term if total is None else total + term
+        return self.weight * total
+
+    def state_dict(self) -> dict:
+        return {"mem_x": self.mem_x, "mem_y": self.mem_y, "mem_task": self.mem_task, "mem_arg": self.mem_arg}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mem_x, self.mem_y = state["mem_x"], state["mem_y"]
+        self.mem_task, self.mem_arg = state["mem_task"], state["mem_arg"]
+
+
 PLUGIN_PARAMS: dict[str, tuple[str, ...]] = {
     "naive": (),
     "ewc": ("lam", "fisher_samples", "fisher_batch"),
     "online-ewc": ("lam", "gamma", "fisher_samples", "fisher_batch"),
     "si": ("c", "xi"),
+    "replay": ("mem_per_task", "replay_batch", "weight"),
 }
 
 
 def make_plugin(name: str, **params: float) -> Plugin:
-    """Plugin by name (``naive``, ``ewc``, ``online-ewc``, ``si``) with its keyword parameters."""
+    """Plugin by name (``naive``, ``ewc``, ``online-ewc``, ``si``, ``replay``) with its keyword parameters."""
     if name not in PLUGIN_PARAMS:
         raise ValueError(f"plugin must be one of {sorted(PLUGIN_PARAMS)}, got {name!r}")
     bad = set(params) - set(PLUGIN_PARAMS[name])
     if bad:
         raise ValueError(f"plugin_params.{sorted(bad)[0]}: unknown parameter for plugin {name!r} "
                          f"(known: {', '.join(PLUGIN_PARAMS[name]) or 'none'})")
-    cls = {"naive": Naive, "ewc": EWC, "online-ewc": OnlineEWC, "si": SI}[name]
+    cls = {"naive": Naive, "ewc": EWC, "online-ewc": OnlineEWC, "si": SI, "replay": Replay}[name]
     return cls(**params)
