@@ -4,6 +4,7 @@ stream, one results folder each plus a summary table (markdown) and a comparison
     python bench/continual_compare.py pmnist5  --out results/pmnist-5task-domain
     python bench/continual_compare.py taskil   --out results/pmnist-taskil-msweep
     python bench/continual_compare.py split    --out results/split-mnist-domain
+    python bench/continual_compare.py split-replay --seed S --out results/split-mnist-replay/seedS
     (further presets: pmnist10, taskil-ln, split-strong, bias)
 
 Every number in the outputs comes from the run itself (seeded; see each results.json for the config).
@@ -24,6 +25,7 @@ from metaspin_snn.continual.runner import run_stream
 
 SMALL = dict(hidden=[256, 256], num_steps=4, batch_size=50, epochs=2, train_subset=10000, test_subset=2000, bias=False,
              encoding="direct", progress=False)
+_REPLAY = {"mem_per_task": 200, "replay_batch": 50, "weight": 1.0}
 PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
     # permuted MNIST, 5 tasks, domain-IL (shared head, no task id, no normalisation)
     "pmnist5": (dict(SMALL, stream="pmnist", n_tasks=5, scenario="domain"), [
@@ -110,6 +112,17 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("metaplastic-m1.35", dict(synapse="metaplastic", synapse_params={"m": 1.35})),
         ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
         ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
+    ]),
+    # split MNIST domain-IL with experience replay (ER, 200 encoded samples per finished task, memory
+    # batch 50 per step); replay + SI is not run: the runner takes one plugin per run
+    "split-replay": (dict(SMALL, stream="split-mnist", n_tasks=5, scenario="domain", train_subset=None, epochs=1,
+                          test_subset=None), [
+        ("replay-real", dict(synapse="real", plugin="replay", plugin_params=_REPLAY)),
+        ("replay-binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0}, plugin="replay",
+                                  plugin_params=_REPLAY)),
+        ("replay-metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0}, plugin="replay",
+                                       plugin_params=_REPLAY)),
+        ("finetune-real", dict(synapse="real")),
     ]),
 }
 

@@ -96,7 +96,7 @@ def test_memory_loss_equals_hand_computation_and_round_trip():
     logits = m.lin(x.mean(0)) + m.head_bias[0]
     p = torch.softmax(logits, dim=1)
     expect = 0.7 * -torch.log(p[torch.arange(5), y]).mean()
-    assert torch.isfinite(loss) and float(loss.detach()) == pytest.approx(float(expect), rel=1e-6)
+    assert torch.isfinite(loss) and float(loss.detach()) == pytest.approx(float(expect.detach()), rel=1e-6)
     loss.backward()
     assert m.lin.weight.grad is not None and m.lin.weight.grad.abs().sum() > 0
     assert m.calls[-1] == (None, 5)                               # one forward for task_arg None
@@ -104,7 +104,7 @@ def test_memory_loss_equals_hand_computation_and_round_trip():
     rp2 = P.Replay(mem_per_task=8, replay_batch=5, weight=0.7)
     rp2.load_state_dict(rp.state_dict())
     torch.manual_seed(3)
-    assert float(rp2.extra_loss(m).detach()) == pytest.approx(float(expect), rel=1e-6)
+    assert float(rp2.extra_loss(m).detach()) == pytest.approx(float(expect.detach()), rel=1e-6)
     for k in ("mem_x", "mem_y", "mem_task", "mem_arg"):
         assert torch.equal(getattr(rp2, k), getattr(rp, k))
         assert getattr(rp2, k).device.type == "cpu"
@@ -177,3 +177,17 @@ def test_replay_kill_and_resume_equals_uninterrupted(tmp_path):
     naive = run_stream(RunConfig(**{**kw, "plugin": "naive", "plugin_params": {}}, out=str(tmp_path / "n"),
                                  checkpoint=False))
     assert naive.matrix[0] == full.matrix[0] and naive.matrix[1] != full.matrix[1]
+
+
+def test_replay_reduces_forgetting_on_split_mnist(tmp_path):
+    # tiny split-MNIST domain-IL stream (5 pairs, 600 training samples each): fine-tuning ends near
+    # chance with BWT ≈ −40 points; a 30-sample-per-task memory keeps old pairs (seeds 0-2 when
+    # written: ACC 0.49-0.51 vs 0.79-0.84, BWT −0.37…−0.44 vs −0.05…−0.07)
+    kw = dict(stream="split-mnist", n_tasks=5, train_subset=600, test_subset=200, hidden=[64], num_steps=3,
+              batch_size=50, eval_batch_size=1000, progress=False, encoding="direct", bias=False, lr=0.005,
+              scenario="domain", checkpoint=False, reference="none")
+    naive = run_stream(RunConfig(**kw, out=str(tmp_path / "n")))
+    rep = run_stream(RunConfig(**kw, plugin="replay", plugin_params={"mem_per_task": 30, "replay_batch": 20},
+                               out=str(tmp_path / "r")))
+    assert rep.metrics["acc"] > naive.metrics["acc"] + 0.15
+    assert rep.metrics["bwt"] > naive.metrics["bwt"] + 0.15
