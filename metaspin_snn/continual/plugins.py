@@ -20,6 +20,7 @@ model's own update rule). For real-valued synapses this is the usual parameter v
 * :class:`Replay` — experience replay (ER) with a tiny episodic memory (Chaudhry et al. 2019; Rolnick
   et al. 2019): ``mem_per_task`` encoded training samples of every finished task are kept, and each
   step adds ``weight`` · L(memory batch of ``replay_batch`` samples drawn uniformly).
+* :class:`ReplaySI` — replay and SI's penalty in one objective.
 """
 from __future__ import annotations
 
@@ -373,22 +374,65 @@ class Replay(Plugin):
         self.mem_task, self.mem_arg = state["mem_task"], state["mem_arg"]
 
 
+class ReplaySI(Plugin):
+    """Experience replay and synaptic intelligence together: L = L_t + weight · L(B_M) + c Σ Ω (θ − θ*)²
+    (the :class:`Replay` memory loss plus the :class:`SI` penalty; SI's path integral uses the gradient
+    of this total loss)."""
+
+    name = "replay-si"
+
+    def __init__(self, mem_per_task: int = 200, replay_batch: int = 50, weight: float = 1.0, c: float = 1.0,
+                 xi: float = 0.1) -> None:
+        self.replay = Replay(mem_per_task, replay_batch, weight)
+        self.si = SI(c, xi)
+
+    def before_task(self, model: nn.Module, task: Task) -> None:
+        self.replay.before_task(model, task)
+        self.si.before_task(model, task)
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        terms = [t for t in (self.replay.extra_loss(model), self.si.extra_loss(model)) if t is not None]
+        return None if not terms else terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+    def after_backward(self, model: nn.Module) -> None:
+        self.replay.after_backward(model)
+        self.si.after_backward(model)
+
+    def after_step(self, model: nn.Module) -> None:
+        self.replay.after_step(model)
+        self.si.after_step(model)
+
+    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
+        self.si.after_task(model, ctx)       # SI first: its θ(end) is the trained network
+        self.replay.after_task(model, ctx)
+
+    def state_dict(self) -> dict:
+        return {"replay": self.replay.state_dict(), "si": self.si.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.replay.load_state_dict(state["replay"])
+        self.si.load_state_dict(state["si"])
+
+
 PLUGIN_PARAMS: dict[str, tuple[str, ...]] = {
     "naive": (),
     "ewc": ("lam", "fisher_samples", "fisher_batch"),
     "online-ewc": ("lam", "gamma", "fisher_samples", "fisher_batch"),
     "si": ("c", "xi"),
     "replay": ("mem_per_task", "replay_batch", "weight"),
+    "replay-si": ("mem_per_task", "replay_batch", "weight", "c", "xi"),
 }
 
 
 def make_plugin(name: str, **params: float) -> Plugin:
-    """Plugin by name (``naive``, ``ewc``, ``online-ewc``, ``si``, ``replay``) with its keyword parameters."""
+    """Plugin by name (``naive``, ``ewc``, ``online-ewc``, ``si``, ``replay``, ``replay-si``) with its
+    keyword parameters."""
     if name not in PLUGIN_PARAMS:
         raise ValueError(f"plugin must be one of {sorted(PLUGIN_PARAMS)}, got {name!r}")
     bad = set(params) - set(PLUGIN_PARAMS[name])
     if bad:
         raise ValueError(f"plugin_params.{sorted(bad)[0]}: unknown parameter for plugin {name!r} "
                          f"(known: {', '.join(PLUGIN_PARAMS[name]) or 'none'})")
-    cls = {"naive": Naive, "ewc": EWC, "online-ewc": OnlineEWC, "si": SI, "replay": Replay}[name]
+    cls = {"naive": Naive, "ewc": EWC, "online-ewc": OnlineEWC, "si": SI, "replay": Replay,
+           "replay-si": ReplaySI}[name]
     return cls(**params)

@@ -191,3 +191,32 @@ def test_replay_reduces_forgetting_on_split_mnist(tmp_path):
                                out=str(tmp_path / "r")))
     assert rep.metrics["acc"] > naive.metrics["acc"] + 0.15
     assert rep.metrics["bwt"] > naive.metrics["bwt"] + 0.15
+
+
+def test_replay_si_adds_both_terms():
+    m = TinySeq()
+    both = P.make_plugin("replay-si", mem_per_task=8, replay_batch=5, weight=0.5, c=2.0, xi=0.1)
+    assert isinstance(both, P.ReplaySI) and both.extra_loss(m) is None
+    for k in range(2):
+        both.before_task(m, None)
+        with torch.no_grad():
+            m.lin.weight.add_(0.1 * (k + 1))
+        m.lin.weight.grad = -torch.ones_like(m.lin.weight)       # a descent step: ω > 0
+        m.lin.bias.grad = torch.zeros_like(m.lin.bias)
+        m.head_bias.grad = torch.zeros_like(m.head_bias)
+        both.after_step(m)
+        both.after_task(m, _ctx(k))
+    with torch.no_grad():
+        m.lin.weight.add_(0.3)
+    assert both.replay.size == 16 and both.si.big_omega
+    torch.manual_seed(1)
+    total = float(both.extra_loss(m).detach())
+    torch.manual_seed(1)
+    rep, si = float(both.replay.extra_loss(m).detach()), float(both.si.extra_loss(m).detach())
+    assert si > 0 and total == pytest.approx(rep + si, rel=1e-6)
+    again = P.ReplaySI(mem_per_task=8, replay_batch=5, weight=0.5, c=2.0, xi=0.1)
+    again.load_state_dict(both.state_dict())
+    torch.manual_seed(1)
+    assert float(again.extra_loss(m).detach()) == pytest.approx(total, rel=1e-6)
+    with pytest.raises(ValueError, match="plugin_params.replay_batch"):
+        P.make_plugin("replay-si", replay_batch=0)
