@@ -114,7 +114,7 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
     ]),
     # split MNIST domain-IL with experience replay (ER, 200 encoded samples per finished task, memory
-    # batch 50 per step); replay + SI is not run: the runner takes one plugin per run
+    # batch 50 per step); replay + SI through the combined plugin "replay-si"
     "split-replay": (dict(SMALL, stream="split-mnist", n_tasks=5, scenario="domain", train_subset=None, epochs=1,
                           test_subset=None), [
         ("replay-real", dict(synapse="real", plugin="replay", plugin_params=_REPLAY)),
@@ -123,6 +123,8 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("replay-metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0}, plugin="replay",
                                        plugin_params=_REPLAY)),
         ("finetune-real", dict(synapse="real")),
+        ("replay-si-real-c1", dict(synapse="real", plugin="replay-si", plugin_params={**_REPLAY, "c": 1.0})),
+        ("replay-si-real-c100", dict(synapse="real", plugin="replay-si", plugin_params={**_REPLAY, "c": 100.0})),
     ]),
 }
 
