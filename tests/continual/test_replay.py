@@ -220,3 +220,17 @@ def test_replay_si_adds_both_terms():
     assert float(again.extra_loss(m).detach()) == pytest.approx(total, rel=1e-6)
     with pytest.raises(ValueError, match="plugin_params.replay_batch"):
         P.make_plugin("replay-si", replay_batch=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_replay_memory_on_cpu_loss_on_model_device():
+    m = TinySeq()
+    rp = P.Replay(mem_per_task=8, replay_batch=5)
+    rp.after_task(m, _ctx(0))
+    torch.manual_seed(2)
+    cpu = float(rp.extra_loss(m).detach())
+    m.cuda()
+    torch.manual_seed(2)
+    loss = rp.extra_loss(m)
+    assert loss.device.type == "cuda" and rp.mem_x.device.type == "cpu"
+    assert float(loss.detach()) == pytest.approx(cpu, rel=1e-5)
