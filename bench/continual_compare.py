@@ -5,6 +5,7 @@ stream, one results folder each plus a summary table (markdown) and a comparison
     python bench/continual_compare.py taskil   --out results/pmnist-taskil-msweep
     python bench/continual_compare.py split    --out results/split-mnist-domain
     python bench/continual_compare.py split-replay --seed S --out results/split-mnist-replay/seedS
+    python bench/continual_compare.py split-replay-mem --seed S --out results/split-mnist-replay/mem-seedS
     (further presets: pmnist10, taskil-ln, split-strong, bias)
 
 Every number in the outputs comes from the run itself (seeded; see each results.json for the config).
@@ -125,6 +126,16 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("finetune-real", dict(synapse="real")),
         ("replay-si-real-c1", dict(synapse="real", plugin="replay-si", plugin_params={**_REPLAY, "c": 1.0})),
         ("replay-si-real-c100", dict(synapse="real", plugin="replay-si", plugin_params={**_REPLAY, "c": 100.0})),
+    ]),
+    # the same with smaller episodic memories (20 / 50 samples per task): does metaplasticity help when
+    # the memory is tiny?
+    "split-replay-mem": (dict(SMALL, stream="split-mnist", n_tasks=5, scenario="domain", train_subset=None,
+                              epochs=1, test_subset=None), [
+        (f"{name}-mem{mem}", dict(kw, plugin="replay", plugin_params={**_REPLAY, "mem_per_task": mem}))
+        for mem in (20, 50)
+        for name, kw in (("replay-real", dict(synapse="real")),
+                         ("replay-binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0})),
+                         ("replay-metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})))
     ]),
 }
 
