@@ -3,6 +3,7 @@
     metaspin run configs/pmnist.toml [--epochs 1 ...]
     metaspin run pmnist|split-mnist|sequence|rotated|stream|split-nmnist [--quick] [options]
     metaspin run split-mnist --learner online [--set train_subset=2000]   (OnlineSNN, no BPTT)
+    metaspin run split-mnist --plugin replay [--set plugin_params.mem_per_task=200]   (experience replay)
 
 A shorthand without ``--synapse``/``--plugin`` runs the comparison the issue asks for side by side:
 fine-tuning of real-valued weights, fine-tuning of binary weights (metaplastic rule with m = 0), and
@@ -55,7 +56,8 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="epochs per task")
     parser.add_argument("--synapse", choices=SYNAPSES, help="synapse model (default: compare real/binary/metaplastic)")
     parser.add_argument("--m", type=str, help="metaplasticity m (one value, or comma-separated per layer)")
-    parser.add_argument("--plugin", choices=sorted(PLUGIN_PARAMS), help="continual-learning algorithm")
+    parser.add_argument("--plugin", choices=sorted(PLUGIN_PARAMS),
+                        help="continual-learning algorithm (parameters: --set plugin_params.<name>=...)")
     parser.add_argument("--learner", choices=("bptt", "online"),
                         help="bptt: network + optimiser (default); online: OnlineSNN, local event-driven rule, "
                              "one sample at a time (options: --set online_params.<field>=...)")
