@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import torch
@@ -67,6 +68,19 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
         ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
         ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
+    ]),
+    # Laborieux et al.'s own scale: 784-4096-4096-10, all 60,000 samples per task, batch 100, 6 tasks
+    # (GPU: `--device cuda`; the paper trains 20 epochs per task, `--set epochs=20`)
+    "taskil-wide": (dict(SMALL, stream="pmnist", n_tasks=6, scenario="task", task_il="norm", norm="batch",
+                         hidden=[4096, 4096], batch_size=100, epochs=5, train_subset=None, test_subset=None), [
+        ("binary-m0", dict(synapse="metaplastic", synapse_params={"m": 0.0})),
+        ("metaplastic-m1.35", dict(synapse="metaplastic", synapse_params={"m": 1.35})),
+        ("metaplastic-m2", dict(synapse="metaplastic", synapse_params={"m": 2.0})),
+        ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
+        ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
+        ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
+        ("metaplastic-m1.35-10ep", dict(synapse="metaplastic", synapse_params={"m": 1.35}, epochs=10)),
+        ("metaplastic-m3-10ep", dict(synapse="metaplastic", synapse_params={"m": 3.0}, epochs=10)),
     ]),
     # permuted MNIST, 10 tasks, domain-IL (the issue's 10-task table, small network)
     "pmnist10": (dict(SMALL, stream="pmnist", n_tasks=10, scenario="domain"), [
@@ -140,6 +154,16 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
 }
 
 
+def _parse_sets(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("preset", choices=sorted(PRESETS))
@@ -147,15 +171,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", help="run only these learner names")
     p.add_argument("--threads", type=int, default=1, help="torch threads (bench scripts only)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    p.add_argument("--tf32", action="store_true",
+                   help="TF32 matrix products on CUDA (exact for ±1 weights times spikes; inputs lose mantissa bits)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base config key for every learner (TOML value), e.g. --set hidden=[1024,1024]")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
     base, learners = PRESETS[a.preset]
+    base = {**base, "device": a.device, **_parse_sets(a.set)}
     root = Path(a.out)
     results = []
     for name, kw in learners:
         if a.only and name not in a.only:
             continue
-        cfg = RunConfig(**{**base, **kw, "seed": a.seed, "name": name, "out": str(root / name)})
+        cfg = RunConfig(**{**base, **kw, **_parse_sets(a.set), "seed": a.seed, "name": name,
+                           "out": str(root / name)})
         t0 = time.perf_counter()
         res = run_stream(cfg, resume=True, log=lambda s: print("  " + s, flush=True))
         print(f"{name}: ACC {100 * res.metrics['acc']:.1f}  BWT {100 * (res.metrics['bwt'] or 0):.1f}  "
