@@ -68,7 +68,9 @@ def test_bayesbinn_cuda_equals_numba_from_same_sample():
         a.update(g)
         c.update(g.cuda())
     torch.testing.assert_close(c.lam.cpu(), a.lam, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(c.momentum.cpu(), a.momentum, rtol=1e-4, atol=1e-5)
+    # the drive n·g·(1 − w²)/τ cancels catastrophically where |w| → 1, so GPU and CPU tanh/log roundings
+    # differ there by up to ~6e-4 relative (seen on an H200: 9 of 3,072 entries above 1e-4)
+    torch.testing.assert_close(c.momentum.cpu(), a.momentum, rtol=2e-3, atol=1e-5)
 
 
 @cuda
