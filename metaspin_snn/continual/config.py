@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .plugins import PLUGIN_PARAMS
+from .plugins import PLUGIN_PARAMS, make_plugin
 
 STREAMS = ("pmnist", "split-mnist", "sequence", "rotated", "stream", "split-nmnist")
 SCENARIOS = ("task", "domain", "class")
@@ -280,6 +280,11 @@ def _check_values(c: RunConfig) -> None:
     for k, v in c.plugin_params.items():
         if isinstance(v, (bool, str, list)) or v < 0:
             raise ValueError(f"config key 'plugin_params.{k}': expected a non-negative number, got {v!r}")
+    try:  # the plugin's own range checks (e.g. replay's mem_per_task > 0), before any data is loaded
+        make_plugin(c.plugin, **c.plugin_params)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"config key {str(e) if str(e).startswith('plugin_params') else 'plugin_params: ' + str(e)}"
+                         ) from e
     _choice(c, "learner", ("bptt", "online"))
     if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", c.device):
         raise ValueError(f"config key 'device': must be cpu, cuda, cuda:N or auto; got {c.device!r}")
