@@ -166,6 +166,10 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
             sp["m"] = m if m is not None else sp.get("m", default_m)
         elif m is not None:
             sp["m"] = m  # rejected by validation, naming the key, if the model has no m
+        if syn == "mesu" and base.get("norm", "none") == "none":
+            # MESU's σ²-scaled raw-gradient steps kill a spike-count readout without normalisation
+            # (results/README.md §8): membrane readout and gain 1 unless the command line sets them
+            base = {"output": "membrane", "gain": 1.0, **base}
         return [RunConfig.from_dict({**base, "synapse": syn, "synapse_params": sp,
                                      "name": f"{syn}-{o.get('plugin', 'naive')}", "out": str(root)})]
     mm = m if m is not None else user_sp.get("m", default_m)

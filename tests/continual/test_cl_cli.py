@@ -70,3 +70,18 @@ def test_full_defaults(tmp_path):
     assert [c.synapse_params.get("m") for c in cfgs] == [None, 0.0, 3.0]
     assert all(c.hidden == (512, 512) and c.num_steps == 8 and c.epochs == 3 and c.train_subset is None
                and c.n_tasks == 5 for c in cfgs)
+
+
+def test_mesu_shorthand_reads_membrane_without_norm(tmp_path):
+    """MESU without normalisation gets the membrane readout and gain 1 (its count readout dies, §8 of
+    results/README.md) unless the command line says otherwise; other synapses keep the defaults."""
+    (c,) = build_configs(_args("pmnist", "--quick", "--synapse", "mesu", "--out", str(tmp_path)))
+    assert (c.output, c.gain) == ("membrane", 1.0)
+    (c,) = build_configs(_args("pmnist", "--quick", "--synapse", "mesu", "--set", 'output="count"',
+                               "--set", "gain=0.5", "--out", str(tmp_path)))
+    assert (c.output, c.gain) == ("count", 0.5)
+    (c,) = build_configs(_args("pmnist", "--quick", "--synapse", "mesu", "--set", 'norm="batch"',
+                               "--out", str(tmp_path)))
+    assert (c.output, c.gain) == ("count", None)
+    (c,) = build_configs(_args("pmnist", "--quick", "--synapse", "bayesbinn", "--out", str(tmp_path)))
+    assert (c.output, c.gain) == ("count", None)
