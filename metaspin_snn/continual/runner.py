@@ -197,63 +197,19 @@ def build_stream(config: RunConfig) -> list[Task]:
     raise ValueError(f"config key 'stream': unknown stream {c.stream!r}")
 
 
-def _synapse_classes(name: str) -> tuple[type, type]:
-    from ..networks.train import synapse_classes
-    try:
-        return synapse_classes(name)
-    except ValueError as e:
-        raise ValueError(f"config key 'synapse': {e}") from e
-
-
 def synapse_factory(name: str, n_layers: int, seed: int = 0,
                     **params: Any) -> list[Callable[[tuple[int, ...]], SynapseModel]] | None:
     """Per-layer factories ``shape -> SynapseModel`` for synapse ``name`` (``"real"`` → None: ordinary
-    parameters trained by the torch optimiser). ``params`` are fields of the model's parameter
-    dataclass; a list for a scalar field gives one value per layer (e.g. ``m = [1, 3, 3]``). Each
-    layer's ``seed`` is ``seed·1000 + layer`` unless given. Raises ``ValueError`` naming a bad key."""
-    if name == "real":
-        if params:
-            raise ValueError(f"config key 'synapse_params.{sorted(params)[0]}': synapse 'real' takes no parameters")
-        return None
-    cls, pcls = _synapse_classes(name)
-    fields = {f.name: f for f in dataclasses.fields(pcls)}
-    per_layer: list[dict[str, Any]] = [{} for _ in range(n_layers)]
-    for k, v in params.items():
-        if k not in fields:
-            raise ValueError(f"config key 'synapse_params.{k}': not a parameter of {pcls.__name__} "
-                             f"(known: {', '.join(fields)})")
-        default = fields[k].default
-        if isinstance(v, list) and not isinstance(default, tuple):
-            if len(v) != n_layers:
-                raise ValueError(f"config key 'synapse_params.{k}': {len(v)} per-layer values for {n_layers} layers")
-            for li in range(n_layers):
-                per_layer[li][k] = v[li]
-        else:
-            v = tuple(v) if isinstance(v, list) else v
-            for li in range(n_layers):
-                per_layer[li][k] = v
-    out = []
-    for li in range(n_layers):
-        kw = dict(per_layer[li])
-        if "seed" in fields and "seed" not in kw:
-            kw["seed"] = int(seed) * 1000 + li
-        try:
-            p = pcls(**kw)
-        except ValueError as e:
-            raise ValueError(f"config key 'synapse_params' (layer {li}): {e}") from e
-        except TypeError as e:
-            raise ValueError(f"config key 'synapse_params' (layer {li}): {e}") from e
-        out.append(_Factory(cls, p))
-    return out
-
-
-@dataclass(frozen=True)
-class _Factory:
-    cls: type
-    params: Any
-
-    def __call__(self, shape: tuple[int, ...]) -> SynapseModel:
-        return self.cls(shape, self.params)
+    parameters trained by the torch optimiser): :func:`metaspin_snn.networks.train.layer_synapse_factories`
+    (a list for a scalar field gives one value per layer, e.g. ``m = [1, 3, 3]``; layer seed
+    ``seed·1000 + layer``), with errors naming the config key (``'synapse'``, ``'synapse_params.<k>'``)."""
+    from ..networks.train import SynapseParamsError, layer_synapse_factories
+    try:
+        return layer_synapse_factories(name, n_layers, seed=seed, **params)
+    except SynapseParamsError as e:
+        raise ValueError(f"config key '{e.key}'{e.where}: {e.detail}") from e
+    except ValueError as e:  # unknown synapse name
+        raise ValueError(f"config key 'synapse': {e}") from e
 
 
 def _n_synapse_layers(config: RunConfig) -> int:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..seed import seed_everything
+from ..synapses.base import SynapseModel
 from .models import SpikingConvNet, SpikingMLP
 from .training import evaluate, make_optimizer, save_checkpoint, train_step
 
@@ -60,31 +61,109 @@ def synapse_classes(name: str) -> tuple[type, type]:
                           f"which is not available: {e}") from e
 
 
-def synapse_factory(name: str, *, seed: int = 0, **overrides: Any) -> Callable[[tuple[int, ...]], Any] | None:
-    """Factory ``shape → SynapseModel`` for a synapse name (``"real"`` → None: plain weights).
+class SynapseParamsError(ValueError):
+    """A bad ``synapse_params`` entry: ``key`` names it (``"synapse_params.m"``, or ``"synapse_params"``
+    when the parameter dataclass rejects a layer's settings), ``layer`` the layer (or None)."""
 
-    Each call of the factory gets its own generator seed (``seed·1000 + k`` for the k-th layer built)
-    so layers do not share an initial pattern. ``overrides`` replace fields of the model's parameter
-    dataclass. The synapse module is imported only here, so a missing model gives a clear ImportError.
-    """
+    def __init__(self, key: str, detail: str, layer: int | None = None) -> None:
+        self.key, self.detail, self.layer = key, detail, layer
+        super().__init__(f"{key}{self.where}: {detail}")
+
+    @property
+    def where(self) -> str:
+        """``" (layer i)"`` or ``""``."""
+        return "" if self.layer is None else f" (layer {self.layer})"
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSynapseFactory:
+    """``shape → cls(shape, params)`` for one layer with fixed (validated) parameters; picklable."""
+    cls: type
+    params: Any
+
+    def __call__(self, shape: tuple[int, ...]) -> SynapseModel:
+        return self.cls(shape, self.params)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SynapseSpec:
+    """Resolved synapse settings: the model class, its parameter dataclass, values shared by all
+    layers and per-layer value lists (a list given for a field whose default is not a tuple)."""
+    cls: type
+    params_cls: type
+    shared: dict[str, Any]
+    per_layer: dict[str, list[Any]]
+
+    def layer_params(self, layer: int, seed: int) -> Any:
+        """The parameter dataclass of layer ``layer``; its ``seed`` is ``seed·1000 + layer`` unless given."""
+        for k, v in self.per_layer.items():
+            if layer >= len(v):
+                raise SynapseParamsError(f"synapse_params.{k}", f"{len(v)} per-layer values, no value for layer {layer}")
+        kw = {**self.shared, **{k: v[layer] for k, v in self.per_layer.items()}}
+        if "seed" in {f.name for f in dataclasses.fields(self.params_cls)} and "seed" not in kw:
+            kw["seed"] = int(seed) * 1000 + layer
+        try:
+            return self.params_cls(**kw)
+        except (ValueError, TypeError) as e:
+            raise SynapseParamsError("synapse_params", str(e), layer) from e
+
+
+def _synapse_spec(name: str, params: dict[str, Any]) -> _SynapseSpec | None:
+    """Check ``name`` and the parameter names (None for ``"real"``); split list values into per-layer
+    lists (scalar fields) or tuples (tuple fields such as ``betas``)."""
     if name not in SYNAPSES:
         raise ValueError(f"unknown synapse {name!r}; choose one of {SYNAPSES}")
     if name == "real":
-        if overrides:
-            raise ValueError(f"synapse 'real' takes no parameters, got {sorted(overrides)}")
+        if params:
+            raise SynapseParamsError(f"synapse_params.{sorted(params)[0]}",
+                                     f"synapse 'real' takes no parameters, got {sorted(params)}")
         return None
     cls, params_cls = synapse_classes(name)
-    fields = {f.name for f in dataclasses.fields(params_cls)}
-    unknown = set(overrides) - fields
-    if unknown:
-        raise ValueError(f"synapse {name!r}: unknown parameter(s) {sorted(unknown)}; {params_cls.__name__} has {sorted(fields)}")
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    shared: dict[str, Any] = {}
+    per_layer: dict[str, list[Any]] = {}
+    for k, v in params.items():
+        if k not in fields:
+            raise SynapseParamsError(f"synapse_params.{k}", f"unknown parameter of {params_cls.__name__} "
+                                     f"(known: {', '.join(fields)})")
+        if isinstance(v, list) and not isinstance(fields[k].default, tuple):
+            per_layer[k] = list(v)
+        else:
+            shared[k] = tuple(v) if isinstance(v, list) else v
+    return _SynapseSpec(cls, params_cls, shared, per_layer)
+
+
+def layer_synapse_factories(name: str, n_layers: int, *, seed: int = 0,
+                            **params: Any) -> list[Callable[[tuple[int, ...]], SynapseModel]] | None:
+    """One factory ``shape → SynapseModel`` per synapse layer (``"real"`` → None: plain weights).
+
+    ``params`` are fields of the model's parameter dataclass; a list for a scalar field gives one
+    value per layer (e.g. ``m=[1, 3, 3]``). Layer ``i`` gets ``seed = seed·1000 + i``. Every layer's
+    parameters are validated here; a bad one raises :class:`SynapseParamsError` naming the key."""
+    spec = _synapse_spec(name, params)
+    if spec is None:
+        return None
+    for k, v in spec.per_layer.items():
+        if len(v) != n_layers:
+            raise SynapseParamsError(f"synapse_params.{k}", f"{len(v)} per-layer values for {n_layers} layers")
+    return [LayerSynapseFactory(spec.cls, spec.layer_params(li, seed)) for li in range(n_layers)]
+
+
+def synapse_factory(name: str, *, seed: int = 0,
+                    **overrides: Any) -> Callable[[tuple[int, ...]], SynapseModel] | None:
+    """One factory ``shape → SynapseModel`` for all layers of a network (``"real"`` → None).
+
+    The k-th call builds layer k with seed ``seed·1000 + k`` (so layers do not share an initial
+    pattern) and ``overrides`` as fields of the model's parameter dataclass; a list for a scalar field
+    gives layer k its k-th value (as in :func:`layer_synapse_factories`). Parameter names are checked
+    here, values when a layer is built. The synapse module is imported only here (clear ImportError)."""
+    spec = _synapse_spec(name, overrides)
+    if spec is None:
+        return None
     counter = itertools.count()
 
-    def make(shape: tuple[int, ...]):
-        kw = dict(overrides)
-        if "seed" in fields:
-            kw["seed"] = seed * 1000 + next(counter)
-        return cls(shape, params_cls(**kw))
+    def make(shape: tuple[int, ...]) -> SynapseModel:
+        return spec.cls(shape, spec.layer_params(next(counter), seed))
 
     return make
 
