@@ -43,6 +43,8 @@ class RunConfig:
     shuffle_classes: bool = False
     train_subset: int | None = None    # seeded subset of training samples per task (None: all)
     test_subset: int | None = None
+    validation: int | None = None      # hold out this many training samples per task and evaluate on them
+    #                                    instead of the test split (hyper-parameter selection)
     nmnist_dt_us: int = 10_000
     nmnist_steps: int = 30
     # scenario
@@ -233,7 +235,7 @@ def _check_values(c: RunConfig) -> None:
     for key in ("n_tasks", "classes_per_task", "nmnist_dt_us", "nmnist_steps", "num_steps", "epochs",
                 "batch_size", "eval_batch_size", "lr", "hist_bins"):
         _positive(c, key)
-    for key in ("train_subset", "test_subset", "gain"):
+    for key in ("train_subset", "test_subset", "gain", "validation"):
         _positive(c, key, allow_none=True)
     if c.seed < 0:
         raise ValueError(f"config key 'seed': must be >= 0, got {c.seed}")

@@ -51,7 +51,7 @@ from .config import RunConfig
 from .plugins import Plugin, TaskContext, make_plugin
 from .report import atomic_write_bytes, write_reports
 from .scenarios import Scenario
-from .streams import (Task, dataset_sequence, encode_batch, iter_batches, permuted_mnist, rotated_mnist,
+from .streams import (Task, dataset_sequence, encode_batch, holdout_validation, iter_batches, permuted_mnist, rotated_mnist,
                       split_mnist, split_nmnist)
 
 CHECKPOINT = "checkpoint.pt"
@@ -175,7 +175,18 @@ def set_rng_state(st: dict[str, Any]) -> None:
 
 # ---- construction --------------------------------------------------------------------------------
 def build_stream(config: RunConfig) -> list[Task]:
-    """The task list a config describes (deterministic in ``config.seed``)."""
+    """The task list a config describes (deterministic in ``config.seed``); with ``validation`` set,
+    every task's evaluation split is held out of its training data (:func:`holdout_validation`)."""
+    tasks = _build_stream(config)
+    if config.validation is None:
+        return tasks
+    try:
+        return holdout_validation(tasks, config.validation, seed=config.seed)
+    except ValueError as e:
+        raise ValueError(f"config key 'validation': {e}") from e
+
+
+def _build_stream(config: RunConfig) -> list[Task]:
     c = config
     kw = dict(seed=c.seed, train_subset=c.train_subset, test_subset=c.test_subset)
     if c.stream == "pmnist":

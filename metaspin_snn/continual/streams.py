@@ -13,6 +13,7 @@ Every stream is a deterministic function of its arguments and ``seed``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +161,26 @@ def iter_batches(task: Task, split: str, batch_size: int, *, shuffle: bool,
     for s in range(0, n, batch_size):
         idx = order[s:s + batch_size]
         yield task.inputs(split, idx), y_all[idx]
+
+
+def holdout_validation(tasks: Sequence[Task], n_val: int, *, seed: int = 0) -> list[Task]:
+    """The same stream with ``n_val`` training samples of every task held out (seeded, disjoint from
+    what is trained on) and put in the place of its test split, for hyper-parameter selection that
+    never reads the test set. Names get the suffix ``[val]``; ``meta["eval_split"] = "validation"``."""
+    if not isinstance(n_val, int) or isinstance(n_val, bool) or n_val <= 0:
+        raise ValueError(f"holdout_validation: n_val must be a positive int, got {n_val!r}")
+    out = []
+    for t in tasks:
+        n = t.size("train")
+        if n_val >= n:
+            raise ValueError(f"holdout_validation: task {t.name!r} has {n} training samples, "
+                             f"cannot hold out {n_val} and still train")
+        order = torch.randperm(n, generator=_gen(seed, 7919 + t.id))
+        val, tr = order[:n_val].sort().values, order[n_val:].sort().values
+        out.append(dataclasses.replace(t, name=f"{t.name} [val]", train_x=t.train_x[tr], train_y=t.train_y[tr],
+                                       test_x=t.train_x[val], test_y=t.train_y[val],
+                                       meta={**t.meta, "eval_split": "validation"}))
+    return out
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from metaspin_snn.continual.config import RunConfig
-from metaspin_snn.continual.runner import Results, run_stream
+from metaspin_snn.continual.runner import Results, build_stream, run_stream
 
 TINY = dict(stream="pmnist", n_tasks=2, train_subset=300, test_subset=200, hidden=[32], num_steps=3,
             batch_size=50, eval_batch_size=200, progress=False, output="membrane")
@@ -99,3 +99,15 @@ def test_single_task_reference_for_intransigence(tmp_path):
     # task 0's single-task model is trained exactly like the stream's first task (same seeds)
     assert res.reference[0] == pytest.approx(R[0, 0])
     assert res.metrics["intransigence"] == pytest.approx(np.mean(np.array(res.reference) - R.diagonal()))
+
+
+def test_validation_key_evaluates_on_held_out_training_samples(tmp_path):
+    cfg = RunConfig(**TINY, validation=100, out=str(tmp_path / "v"), checkpoint=False)
+    tasks = build_stream(cfg)
+    assert all(t.size("train") == 200 and t.size("test") == 100 and t.name.endswith("[val]") for t in tasks)
+    res = run_stream(cfg, tasks=tasks)
+    assert np.array(res.matrix).shape == (2, 2)
+    with pytest.raises(ValueError, match="config key 'validation'"):
+        build_stream(RunConfig(**TINY, validation=300, out=str(tmp_path / "w")))
+    with pytest.raises(ValueError, match="'validation'"):
+        RunConfig(validation=0)

@@ -118,3 +118,20 @@ def test_split_nmnist_events():
     x, y = next(S.iter_batches(t, "train", 4, shuffle=False))
     e = S.encode_batch(t, x, num_steps=99, encoding="rate", flatten=True)
     assert e.shape == (5, 4, 2 * 34 * 34) and set(e.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_holdout_validation_is_disjoint_from_training(tmp_path):
+    d = make_idx_dir(tmp_path / "a", n_train=60, n_test=20, n_classes=3)
+    tasks = S.dataset_sequence([d, d], seed=0)
+    val = S.holdout_validation(tasks, 15, seed=4)
+    for t, v in zip(tasks, val):
+        assert v.size("train") == 45 and v.size("test") == 15 and v.meta["eval_split"] == "validation"
+        train_rows = {tuple(r.flatten().tolist()) for r in v.train_x}
+        val_rows = [tuple(r.flatten().tolist()) for r in v.test_x]
+        assert not train_rows & set(val_rows)                        # nothing trained on is evaluated
+        assert sorted(train_rows | set(val_rows)) == sorted({tuple(r.flatten().tolist()) for r in t.train_x})
+    assert torch.equal(S.holdout_validation(tasks, 15, seed=4)[1].test_y, val[1].test_y)   # seeded
+    with pytest.raises(ValueError, match="cannot hold out 60"):
+        S.holdout_validation(tasks, 60)
+    with pytest.raises(ValueError, match="positive int"):
+        S.holdout_validation(tasks, 0)
