@@ -77,6 +77,7 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("metaplastic-m1.35", dict(synapse="metaplastic", synapse_params={"m": 1.35})),
         ("metaplastic-m2", dict(synapse="metaplastic", synapse_params={"m": 2.0})),
         ("metaplastic-m3", dict(synapse="metaplastic", synapse_params={"m": 3.0})),
+        ("metaplastic-m4", dict(synapse="metaplastic", synapse_params={"m": 4.0})),
         ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
         ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
         ("metaplastic-m1.35-10ep", dict(synapse="metaplastic", synapse_params={"m": 1.35}, epochs=10)),
