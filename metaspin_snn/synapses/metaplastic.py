@@ -49,6 +49,8 @@ class MetaplasticBinaryParams:
     weight_decay: float = 0.0
     init_scale: float = 0.01
     grad_clip: float = 1e15
+    reset_at_task: bool = False  # task_boundary() zeroes m, v and t (the paper's code builds a new
+    #                              Adam_meta for every task); False keeps them across tasks
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -64,6 +66,8 @@ class MetaplasticBinaryParams:
         check_range(self, "grad_clip", 0.0, 1e19, lo_open=True)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"MetaplasticBinaryParams.seed must be an int, got {self.seed!r}")
+        if not isinstance(self.reset_at_task, bool):
+            raise ValueError(f"MetaplasticBinaryParams.reset_at_task must be a bool, got {self.reset_at_task!r}")
 
 
 # ---- fused Numba kernel ---------------------------------------------------------------------------
@@ -147,6 +151,14 @@ class MetaplasticBinary(SynapseModel):
     def hidden(self) -> torch.Tensor:
         """The hidden weight W_h (its magnitude is the synapse's importance)."""
         return self.hidden_weight
+
+    def task_boundary(self) -> None:
+        """With ``reset_at_task``: Adam's moments and step count restart (m = v = 0, t = 0), as a fresh
+        optimiser per task does in Laborieux et al.'s code; W_h — the memory — is kept."""
+        if self.params.reset_at_task:
+            self.exp_avg.zero_()
+            self.exp_avg_sq.zero_()
+            self.step.zero_()
 
     def consolidation(self) -> torch.Tensor:
         """f_meta = 1 - tanh²(m·|W_h|): the factor applied to steps that move W_h toward 0."""

@@ -109,3 +109,29 @@ def test_numba_backend_refuses_float64():
     s = MetaplasticBinary((3, 3), backend="numba")
     with pytest.raises(ValueError, match="float32 CPU"):
         s.update(torch.zeros(3, 3, dtype=torch.float64))
+
+
+def test_reset_at_task_restarts_adam_and_keeps_hidden_weights():
+    """``reset_at_task=True``: after task_boundary() the next update equals a fresh model's first
+    update from the same W_h (a new Adam_meta per task, as in Laborieux et al.'s code)."""
+    g = torch.Generator().manual_seed(5)
+    a = MetaplasticBinary((20, 10), MetaplasticBinaryParams(m=1.0, reset_at_task=True))
+    keep = MetaplasticBinary((20, 10), MetaplasticBinaryParams(m=1.0))
+    keep.load_state_dict(a.state_dict())
+    for _ in range(5):
+        gr = torch.randn(20, 10, generator=g)
+        a.update(gr)
+        keep.update(gr)
+    w = a.hidden().clone()
+    a.task_boundary()
+    keep.task_boundary()
+    assert torch.equal(a.hidden(), w) and int(a.step) == 0 and not a.exp_avg.any() and not a.exp_avg_sq.any()
+    assert int(keep.step) == 5 and keep.exp_avg.any()                     # default: moments kept
+    fresh = MetaplasticBinary((20, 10), MetaplasticBinaryParams(m=1.0))
+    fresh.hidden_weight.copy_(w)
+    gr = torch.randn(20, 10, generator=g)
+    a.update(gr)
+    fresh.update(gr)
+    assert torch.equal(a.hidden(), fresh.hidden())
+    with pytest.raises(ValueError, match="reset_at_task"):
+        MetaplasticBinaryParams(reset_at_task=1)
