@@ -83,16 +83,8 @@ def test_online_params_reach_the_learner():
     assert (c.n_hidden, c.n_out, c.pmp_hidden.dm, c.pmp_out.dm) == (16, 10, 0.0, 0.02)
 
 
-def test_online_resume_equals_uninterrupted(tmp_path):
-    kw = dict(TINY, train_subset=120, test_subset=60)
-    full = run_stream(RunConfig(**kw, out=str(tmp_path / "full")))
-    part_cfg = RunConfig(**kw, out=str(tmp_path / "part"))
-    part = run_stream(part_cfg, stop_after=0)
-    assert len(part.matrix) == 1 and not part.complete
-    torch.manual_seed(7)
-    np.random.seed(7)
-    resumed = run_stream(part_cfg, resume=True)
-    assert resumed.complete and resumed.matrix == full.matrix and resumed.random_init == full.random_init
+def test_online_resume_equals_uninterrupted(killed_and_resumed):
+    full, resumed, _ = killed_and_resumed(dict(TINY, train_subset=120, test_subset=60))
     assert resumed.hidden_hists == full.hidden_hists
 
 

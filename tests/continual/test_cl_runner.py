@@ -36,19 +36,10 @@ def test_two_task_run_writes_json_and_pngs(tmp_path):
     assert "| ACC |" in (out / "report.md").read_text()
 
 
-def test_kill_and_resume_equals_uninterrupted(tmp_path):
+def test_kill_and_resume_equals_uninterrupted(tmp_path, killed_and_resumed):
     kw = dict(TINY, n_tasks=3, train_subset=150, test_subset=100, synapse="metaplastic", synapse_params={"m": 1.5}, encoding="rate",
               plugin="ewc", plugin_params={"lam": 50.0, "fisher_samples": 20, "fisher_batch": 10})
-    full = run_stream(RunConfig(**kw, out=str(tmp_path / "full")))
-    part_cfg = RunConfig(**kw, out=str(tmp_path / "part"))
-    part = run_stream(part_cfg, stop_after=0)                     # "killed" after task 0's checkpoint
-    assert len(part.matrix) == 1 and not part.complete
-    torch.manual_seed(999)                                        # disturb the process RNGs
-    np.random.seed(999)
-    resumed = run_stream(part_cfg, resume=True)
-    assert resumed.complete
-    assert resumed.matrix == full.matrix                          # bit-identical accuracies
-    assert resumed.random_init == full.random_init
+    full, resumed, _ = killed_and_resumed(kw)                     # bit-identical accuracies (asserted there)
     assert resumed.metrics["acc"] == full.metrics["acc"]
     # a resume with different numbers in the config is refused, naming the key
     with pytest.raises(ValueError, match="lr"):

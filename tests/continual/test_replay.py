@@ -163,16 +163,9 @@ TINY = dict(stream="split-mnist", n_tasks=5, train_subset=120, test_subset=100, 
             scenario="domain", plugin="replay", plugin_params={"mem_per_task": 20, "replay_batch": 10})
 
 
-def test_replay_kill_and_resume_equals_uninterrupted(tmp_path):
+def test_replay_kill_and_resume_equals_uninterrupted(tmp_path, killed_and_resumed):
     kw = dict(TINY, classes_per_task=5, n_tasks=2)
-    full = run_stream(RunConfig(**kw, out=str(tmp_path / "full")))
-    part_cfg = RunConfig(**kw, out=str(tmp_path / "part"))
-    part = run_stream(part_cfg, stop_after=0)
-    assert len(part.matrix) == 1 and not part.complete
-    torch.manual_seed(999)
-    np.random.seed(999)
-    resumed = run_stream(part_cfg, resume=True)
-    assert resumed.complete and resumed.matrix == full.matrix and resumed.random_init == full.random_init
+    full, resumed, _ = killed_and_resumed(kw)
     # the replay actually changed training: naive from the same seed ends elsewhere
     naive = run_stream(RunConfig(**{**kw, "plugin": "naive", "plugin_params": {}}, out=str(tmp_path / "n"),
                                  checkpoint=False))
