@@ -285,8 +285,10 @@ def _check_values(c: RunConfig) -> None:
     try:  # the plugin's own range checks (e.g. replay's mem_per_task > 0), before any data is loaded
         make_plugin(c.plugin, **c.plugin_params)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"config key {str(e) if str(e).startswith('plugin_params') else 'plugin_params: ' + str(e)}"
-                         ) from e
+        key, sep, rest = str(e).partition(": ")
+        if not (sep and key.startswith("plugin_params")):
+            key, rest = "plugin_params", str(e)
+        raise ValueError(f"config key '{key}': {rest}") from e
     _choice(c, "learner", ("bptt", "online"))
     if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", c.device):
         raise ValueError(f"config key 'device': must be cpu, cuda, cuda:N or auto; got {c.device!r}")
