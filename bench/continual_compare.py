@@ -83,6 +83,19 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("metaplastic-m1.35-10ep", dict(synapse="metaplastic", synapse_params={"m": 1.35}, epochs=10)),
         ("metaplastic-m3-10ep", dict(synapse="metaplastic", synapse_params={"m": 3.0}, epochs=10)),
     ]),
+    # Adam's ε as an importance threshold (session 2): for |g| << ε the hidden-weight step is lr·g/ε, so
+    # synapses with tiny gradients stop ratcheting outward and stay free for later tasks.
+    # Small pilot (256×2, 10,000 samples × 2 epochs, lr 0.02 so |W_h| grows as in longer runs):
+    "taskil-eps-pilot": (dict(SMALL, stream="pmnist", n_tasks=6, scenario="task", task_il="norm", norm="batch"), [
+        (f"m{m:g}-eps{e:g}", dict(synapse="metaplastic", synapse_params={"m": m, "lr": 0.02, "eps": e}))
+        for m, e in ((3.0, 1e-8), (3.0, 1e-5), (3.0, 1e-4), (6.0, 1e-4), (12.0, 1e-4))
+    ]),
+    # ... and at 1024×2 on all 60,000 samples × 3 epochs per task (paper's lr 0.005), 6 tasks:
+    "taskil-1024": (dict(SMALL, stream="pmnist", n_tasks=6, scenario="task", task_il="norm", norm="batch",
+                         hidden=[1024, 1024], batch_size=100, epochs=3, train_subset=None, test_subset=None), [
+        (f"m{m:g}-eps{e:g}", dict(synapse="metaplastic", synapse_params={"m": m, "lr": 0.005, "eps": e}))
+        for m, e in ((4.0, 1e-4), (6.0, 1e-4), (6.0, 3e-4), (8.0, 1e-4))
+    ]),
     # permuted MNIST, 10 tasks, domain-IL (the 10-task table, small network)
     "pmnist10": (dict(SMALL, stream="pmnist", n_tasks=10, scenario="domain"), [
         ("finetune-real", dict(synapse="real")),
