@@ -80,6 +80,8 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
         ("metaplastic-m4", dict(synapse="metaplastic", synapse_params={"m": 4.0})),
         ("metaplastic-m5", dict(synapse="metaplastic", synapse_params={"m": 5.0})),
         ("metaplastic-m10", dict(synapse="metaplastic", synapse_params={"m": 10.0})),
+        ("metaplastic-m6-eps1e-5", dict(synapse="metaplastic", synapse_params={"m": 6.0, "eps": 1e-5})),
+        ("metaplastic-m6-eps2e-5", dict(synapse="metaplastic", synapse_params={"m": 6.0, "eps": 2e-5})),
         ("metaplastic-m1.35-10ep", dict(synapse="metaplastic", synapse_params={"m": 1.35}, epochs=10)),
         ("metaplastic-m3-10ep", dict(synapse="metaplastic", synapse_params={"m": 3.0}, epochs=10)),
     ]),
@@ -93,8 +95,11 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
     # ... and at 1024×2 on all 60,000 samples × 3 epochs per task (paper's lr 0.005), 6 tasks:
     "taskil-1024": (dict(SMALL, stream="pmnist", n_tasks=6, scenario="task", task_il="norm", norm="batch",
                          hidden=[1024, 1024], batch_size=100, epochs=3, train_subset=None, test_subset=None), [
-        (f"m{m:g}-eps{e:g}", dict(synapse="metaplastic", synapse_params={"m": m, "lr": 0.005, "eps": e}))
-        for m, e in ((4.0, 1e-4), (6.0, 1e-4), (6.0, 3e-4), (8.0, 1e-4))
+        (name, dict(synapse="metaplastic", synapse_params={"m": m, "lr": 0.005, "eps": e}))
+        for name, m, e in (("m4-eps1e-4", 4.0, 1e-4), ("m6-eps1e-4", 6.0, 1e-4), ("m6-eps1e-5", 6.0, 1e-5),
+                           ("m6-eps-per-layer", 6.0, [3e-6, 1e-5, 1e-4]), ("m6-6-3-eps1e-5", [6.0, 6.0, 3.0], 1e-5),
+                           ("m6-eps2e-5", 6.0, 2e-5), ("m10-eps2e-5", 10.0, 2e-5), ("m8-eps1.5e-5", 8.0, 1.5e-5),
+                           ("m7-eps2e-5", 7.0, 2e-5), ("m8-eps2e-5", 8.0, 2e-5))
     ]),
     # permuted MNIST, 10 tasks, domain-IL (the 10-task table, small network)
     "pmnist10": (dict(SMALL, stream="pmnist", n_tasks=10, scenario="domain"), [
