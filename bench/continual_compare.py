@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import torch
 
-from metaspin_snn.continual.cli import summary_table
+from metaspin_snn.continual.cli import parse_set_items, summary_table
 from metaspin_snn.continual.config import RunConfig
 from metaspin_snn.continual.report import atomic_write_bytes, plot_comparison
 from metaspin_snn.continual.runner import run_stream
@@ -173,16 +172,6 @@ PRESETS: dict[str, tuple[dict, list[tuple[str, dict]]]] = {
 }
 
 
-def _parse_sets(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("preset", choices=sorted(PRESETS))
@@ -194,20 +183,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tf32", action="store_true",
                    help="TF32 matrix products on CUDA (exact for ±1 weights times spikes; inputs lose mantissa bits)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a base config key for every learner (TOML value), e.g. --set hidden=[1024,1024]")
+                   help="override a config key for every learner (TOML value; a table value or table.key "
+                        "is merged into the learner's table), e.g. --set hidden=[1024,1024]")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
     base, learners = PRESETS[a.preset]
-    base = {**base, "device": a.device, **_parse_sets(a.set)}
+    base = {**base, "device": a.device}
+    try:
+        sets = parse_set_items(a.set)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
     root = Path(a.out)
     results = []
     for name, kw in learners:
         if a.only and name not in a.only:
             continue
-        cfg = RunConfig(**{**base, **kw, **_parse_sets(a.set), "seed": a.seed, "name": name,
-                           "out": str(root / name)})
+        over = {k: {**kw.get(k, base.get(k, {})), **v} if isinstance(v, dict) else v for k, v in sets.items()}
+        cfg = RunConfig(**{**base, **kw, **over, "seed": a.seed, "name": name, "out": str(root / name)})
         t0 = time.perf_counter()
         res = run_stream(cfg, resume=True, log=lambda s: print("  " + s, flush=True))
         print(f"{name}: ACC {100 * res.metrics['acc']:.1f}  BWT {100 * (res.metrics['bwt'] or 0):.1f}  "

@@ -96,7 +96,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         o.setdefault("n_tasks", len(args.sequence_dirs))
     if args.no_progress:
         o["progress"] = False
-    for item in args.set:
+    return parse_set_items(args.set, o)
+
+
+def parse_set_items(items: list[str], into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items (value in TOML syntax, a bare word taken as a string; ``table.key``
+    sets one entry of a table) applied in order to ``into`` (a new dict by default), which is returned."""
+    o = {} if into is None else into
+    for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
