@@ -24,6 +24,24 @@ from metaspin_snn.continual.config import RunConfig
 from metaspin_snn.continual.report import atomic_write_bytes, plot_comparison
 from metaspin_snn.continual.runner import run_stream
 
+# Defaults of the synapse models and runner before they followed the authors' codes. Every preset below
+# produced a table in results/ with them, so the bench pins them (a preset's own values win); the
+# library's defaults are now the authors' (see each model's docstring and results/reproduce/).
+LEGACY_SYNAPSE: dict[str, dict] = {
+    "metaplastic": {"m": 1.3, "eps_mode": "torch", "init": "gauss", "init_scale": 0.01, "reset_at_task": False},
+    "mesu": {"lr_mu": 30.0, "lr_sigma": 30.0, "N": 1e5, "sigma_prior": 0.1, "init": "gauss"},
+}
+LEGACY_RUN: dict[str, dict] = {"mesu": {"loss_reduction": "mean", "train_samples": 1, "eval_samples": 0}}
+
+
+def with_legacy(cfg: dict) -> dict:
+    """``cfg`` with the pre-reproduction defaults of its synapse model filled in where it sets none."""
+    syn = cfg.get("synapse", "real")
+    out = {**LEGACY_RUN.get(syn, {}), **cfg}
+    out["synapse_params"] = {**LEGACY_SYNAPSE.get(syn, {}), **cfg.get("synapse_params", {})}
+    return out
+
+
 SMALL = dict(hidden=[256, 256], num_steps=4, batch_size=50, epochs=2, train_subset=10000, test_subset=2000, bias=False,
              encoding="direct", progress=False)
 _REPLAY = {"mem_per_task": 200, "replay_batch": 50, "weight": 1.0}
@@ -201,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.only and name not in a.only:
             continue
         over = {k: {**kw.get(k, base.get(k, {})), **v} if isinstance(v, dict) else v for k, v in sets.items()}
-        cfg = RunConfig(**{**base, **kw, **over, "seed": a.seed, "name": name, "out": str(root / name)})
+        cfg = RunConfig(**with_legacy({**base, **kw, **over, "seed": a.seed, "name": name, "out": str(root / name)}))
         t0 = time.perf_counter()
         res = run_stream(cfg, resume=True, log=lambda s: print("  " + s, flush=True))
         print(f"{name}: ACC {100 * res.metrics['acc']:.1f}  BWT {100 * (res.metrics['bwt'] or 0):.1f}  "

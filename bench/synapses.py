@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from metaspin_snn.synapses.bayesbinn import bayesbinn_kernel, bayesbinn_kernel_parallel, bayesbinn_step_torch
+from metaspin_snn.synapses.bayesbinn import (bayesbinn_kernel, bayesbinn_kernel_parallel, bayesbinn_step_torch,
+                                           code_variance)
 from metaspin_snn.synapses.mesu import mesu_kernel, mesu_kernel_parallel, mesu_step_torch
 from metaspin_snn.synapses.magnetoionic import (MagnetoIonicParams, mi_kernel, mi_kernel_parallel,
                                                 mi_step_torch)
@@ -124,34 +125,37 @@ def case_mesu(n: int) -> Case:
     def fused(parallel):
         k = mesu_kernel_parallel if parallel else mesu_kernel
         sc = (F(lr_mu), F(lr_s), F(big_n), F(smin), F(smax), F(mmax))
-        return lambda mu, s, e, g, mp, sp: k(mu, s, e, g, mp, sp, *sc)
+        return lambda mu, s, gm, gs, mp, sp: k(mu, s, gm, gs, mp, sp, *sc)
 
-    def reference(mu, s, e, g, mp, sp):
-        mesu_step_torch(mu, s, e, g, mp, sp, lr_mu, lr_s, big_n, smin, smax, mmax)
+    def reference(mu, s, gm, gs, mp, sp):  # gm = ⟨g⟩, gs = ⟨g·ε⟩
+        mesu_step_torch(mu, s, gm, gs, mp, sp, lr_mu, lr_s, big_n, smin, smax, mmax)
 
     return Case("MESU", make_state, fused, reference, lambda p: FLOOR_2RW_4R[p])
 
 
 def case_bayesbinn(n: int) -> Case:
-    """BayesianBinary (BayesBiNN) on a relaxed sample, momentum β = 0.9, step t = 10."""
-    lr, beta, tau, n_data, rw, dmax, lmax, t = 1e-4, 0.9, 1.0, 6e4, 1.0, 1e30, 100.0, 10
-    step_size = lr / (1 - beta ** t)
+    """BayesianBinary (BayesBiNN) on a relaxed sample, momentum β = 0.9, step t = 10, the authors'
+    lagged μ (``lam_mu``) and the code's 1 − μ² (``v``, precomputed once per step as the model does)."""
+    lr, beta, tau, n_data, rw, dmax, lmax, t = 1e-3, 0.9, 1e-2, 6e4, 1.0, 1e30, 1e30, 10
+    bc = 1 - beta ** t
 
     def make_state():
         gen = torch.Generator().manual_seed(2)
         lam = _randn(n, gen, 2.0)
         w = torch.tanh(lam + 0.5 * _randn(n, gen))
-        return [lam, torch.zeros(n), torch.zeros(n), w, _randn(n, gen, 1e-6)]
+        return [lam, torch.zeros(n), torch.zeros(n), lam.clone(), code_variance(lam), w, _randn(n, gen, 1e-6)]
 
     def fused(parallel):
         k = bayesbinn_kernel_parallel if parallel else bayesbinn_kernel
-        sc = (True, F(1 / tau), F(n_data), F(rw), F(beta), F(1 - beta), F(step_size), F(dmax), F(lmax))
-        return lambda lam, m, l0, w, g: k(lam, m, l0, w, g, *sc)
+        sc = (True, True, F(tau), F(n_data), F(rw), F(beta), F(1 - beta), F(lr), F(bc), F(dmax), F(lmax))
+        return lambda lam, m, l0, lmu, v, w, g: k(lam, m, l0, lmu, v, w, g, *sc)
 
-    def reference(lam, m, l0, w, g):
-        bayesbinn_step_torch(lam, m, l0, w, g, True, tau, n_data, rw, beta, step_size, dmax, lmax)
+    def reference(lam, m, l0, lmu, v, w, g):
+        bayesbinn_step_torch(lam, m, l0, lmu, v, w, g, True, True, tau, n_data, rw, beta, lr, bc, dmax, lmax)
 
-    return Case("BayesianBinary", make_state, fused, reference, lambda p: FLOOR_2RW_3R[p])
+    # floor: the 2-rw-3-read pass of the pre-reproduction kernel (lam_mu and v add traffic beyond it)
+    return Case("BayesianBinary", make_state, fused, reference,
+                lambda p: (lambda lam, m, l0, lmu, v, w, g: FLOOR_2RW_3R[p](lam, m, l0, w, g)))
 
 
 def _floor_mi(g, x1, x2, nu1, nu2, n_pulse):  # MagnetoIonicPair: x₁, x₂, pulse count rw; g, ν₁, ν₂ read

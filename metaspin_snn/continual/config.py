@@ -61,6 +61,11 @@ class RunConfig:
     output: str = "count"
     gain: float | None = None          # fixed layer gain (None: RMS-matched to PyTorch's default init)
     bias: bool = True
+    neuron: str = "lif"                # lif (spiking) | relu | sign (non-spiking published settings, T = num_steps)
+    norm_params: dict = field(default_factory=dict)  # nn.BatchNorm: affine, eps, momentum, track_running_stats
+    norm_carry: bool = False           # task_il = "norm": a task's norm set starts from the previous task's
+    #                                    (Laborieux et al.'s code trains one BN and keeps a copy per task)
+    input_norm: str = "none"           # none | standardize (each split by its own pixel mean/std, as mesu-pmnist)
     encoding: str = "direct"           # direct (current) | rate | latency; event streams use their frames
     num_steps: int = 8
     rate_gain: float = 1.0
@@ -79,6 +84,13 @@ class RunConfig:
     lr: float = 1e-3                   # torch optimiser on ordinary parameters (synapse models use their own lr)
     optimizer: str = "adam"
     reset_optimizer: bool = False
+    shuffle: bool = True               # shuffle training data every epoch (False: file order, mesu-pmnist)
+    loss_reduction: str = "auto"       # mean | sum over the minibatch | auto: the synapse model's PROTOCOL
+    train_samples: int | None = None   # Monte-Carlo weight samples per step (None: the synapse model's PROTOCOL)
+    eval_samples: int | None = None    # Monte-Carlo evaluation ensemble (0: point estimate; None: PROTOCOL)
+    eval_average: str = "auto"         # logits | log_softmax | auto: the synapse model's PROTOCOL
+    synapse_lr_schedule: str = "constant"  # constant | cosine: synapse lr × ½(1 + cos(π e/E)) set at the start
+    #                                        of epoch e = 1..E of every task (BayesBiNN's CosineAnnealingLR)
     seed: int = 0
     device: str = "cpu"                # cpu | cuda | cuda:N | auto (cuda when available); not part of resume checks
     # bookkeeping
@@ -232,6 +244,29 @@ def _check_values(c: RunConfig) -> None:
     _choice(c, "plugin", tuple(PLUGIN_PARAMS))
     _choice(c, "optimizer", ("adam", "sgd"))
     _choice(c, "reference", ("first_task", "single_task", "none"))
+    from ..networks.models import NEURONS
+    from ..networks.training import EVAL_AVERAGES
+    _choice(c, "neuron", NEURONS)
+    _choice(c, "input_norm", ("none", "standardize"))
+    _choice(c, "loss_reduction", ("auto", "mean", "sum"))
+    _choice(c, "eval_average", ("auto", *EVAL_AVERAGES))
+    _choice(c, "synapse_lr_schedule", ("constant", "cosine"))
+    _positive(c, "train_samples", allow_none=True)
+    if c.eval_samples is not None and c.eval_samples < 0:
+        raise ValueError(f"config key 'eval_samples': must be >= 0, got {c.eval_samples}")
+    if c.norm_params and c.norm != "batch":
+        raise ValueError(f"config key 'norm_params': applies to norm = 'batch' only, not {c.norm!r}")
+    from ..networks.models import NORM_PARAM_KEYS
+    bad_np = set(c.norm_params) - set(NORM_PARAM_KEYS)
+    if bad_np:
+        raise ValueError(f"config key 'norm_params.{sorted(bad_np)[0]}': unknown (known: {', '.join(NORM_PARAM_KEYS)})")
+    if c.norm_carry and not (c.scenario == "task" and c.task_il == "norm"):
+        raise ValueError("config key 'norm_carry': needs scenario = 'task' with task_il = 'norm' (per-task norm sets)")
+    if c.input_norm == "standardize" and (c.encoding != "direct" or c.stream == "split-nmnist"):
+        raise ValueError("config key 'input_norm': 'standardize' applies to image streams with encoding = 'direct' "
+                         "(spike encodings need inputs in [0, 1])")
+    if c.neuron != "lif" and c.learner == "online":
+        raise ValueError("config key 'neuron': learner 'online' is spiking (neuron = 'lif')")
     for key in ("n_tasks", "classes_per_task", "nmnist_dt_us", "nmnist_steps", "num_steps", "epochs",
                 "batch_size", "eval_batch_size", "lr", "hist_bins"):
         _positive(c, key)

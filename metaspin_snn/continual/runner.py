@@ -237,7 +237,7 @@ def check_synapse_params(config: RunConfig) -> None:
 
 def data_synapse_params(config: RunConfig, tasks: Sequence[Task]) -> dict[str, Any]:
     """Synapse settings that depend on the data, unless the config sets them: BayesBiNN's
-    ``n_data`` = training samples per task, MESU's memory window ``N`` = 10 × batches per pass
+    ``n_data`` = training samples per task and the device models' pulse scales
     (``networks.train.default_synapse_params``)."""
     try:
         from ..networks.train import default_synapse_params
@@ -263,7 +263,8 @@ def build_model(config: RunConfig, tasks: Sequence[Task], scenario: Scenario) ->
     syn = synapse_factory(config.synapse, _n_synapse_layers(config), config.seed, **params)
     common = dict(beta=config.beta, threshold=config.threshold, reset=config.reset, synapse=syn,
                   norm=None if config.norm == "none" else config.norm, n_norm_sets=scenario.n_norm_sets(tasks),
-                  heads=scenario.heads(tasks), output=config.output, gain=config.gain, bias=config.bias)
+                  heads=scenario.heads(tasks), output=config.output, gain=config.gain, bias=config.bias,
+                  neuron=config.neuron, norm_params=dict(config.norm_params) or None)
     if config.network == "conv":
         return nets.SpikingConvNet(tuple(int(v) for v in in_shape), scenario.n_outputs(tasks),
                                    channels=tuple(config.channels), **common)
@@ -276,6 +277,15 @@ def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimize
         return torch.optim.SGD([nn.Parameter(torch.zeros(0))], lr=0.0)
     from .. import networks as nets
     return nets.make_optimizer(model, lr=config.lr, kind=config.optimizer)
+
+
+def carry_norm_set(model: nn.Module, i: int) -> None:
+    """Norm set ``i`` ← norm set ``i − 1`` in every stage (``norm_carry``): a task's normalisation starts
+    where the previous task's ended, as one BatchNorm trained through the sequence with a saved copy per
+    task (Laborieux et al., main.py ``save_bn_states``/``load_bn_states``)."""
+    for st in getattr(model, "stages", []):
+        if st.norms is not None and len(st.norms) > i:
+            st.norms[i].load_state_dict(st.norms[i - 1].state_dict())
 
 
 # ---- measurements ----------------------------------------------------------------------------------
@@ -308,10 +318,38 @@ def hidden_histograms(model: nn.Module, bins: int) -> dict[str, dict]:
     return out
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy on the network's logits (spike counts or membrane, per ``output``) — the
-    ``"ce"`` loss of ``networks.compute_loss``."""
-    return F.cross_entropy(logits, target)
+    ``"ce"`` loss of ``networks.compute_loss`` — averaged (``"mean"``) or summed over the batch."""
+    return F.cross_entropy(logits, target, reduction=reduction)
+
+
+def resolve_protocol(config: RunConfig) -> dict[str, Any]:
+    """``train_samples``, ``eval_samples``, ``eval_average`` and ``loss_reduction`` of a run: the
+    config's values, and where it leaves them at None/"auto" the synapse model's ``PROTOCOL`` (the
+    settings of the authors' code it follows, e.g. MESU: 10 + 10 samples, summed loss)."""
+    proto = dict(SynapseModel.PROTOCOL)
+    if config.synapse != "real" and config.learner == "bptt":
+        from ..networks.train import synapse_classes
+        proto.update(synapse_classes(config.synapse)[0].PROTOCOL)
+    given = {"train_samples": config.train_samples, "eval_samples": config.eval_samples,
+             "eval_average": None if config.eval_average == "auto" else config.eval_average,
+             "loss_reduction": None if config.loss_reduction == "auto" else config.loss_reduction}
+    return {k: (proto[k] if v is None else v) for k, v in given.items()}
+
+
+def cosine_factor(epoch: int, epochs: int) -> float:
+    """½(1 + cos(π·e/E)) for epoch e = 1..E: ``CosineAnnealingLR(T_max=E, eta_min≈0)`` stepped at the
+    start of every epoch, as BayesBiNN's ``train_model_cl`` does (so the last epoch has lr ≈ 0)."""
+    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def set_synapse_lr(model: nn.Module, base: dict[int, float], factor: float) -> None:
+    """lr of every synapse model whose params have an ``lr`` field ← base lr × ``factor``."""
+    for s in (m for m in model.modules() if isinstance(m, SynapseModel)):
+        if hasattr(s.params, "lr"):
+            base.setdefault(id(s), float(s.params.lr))
+            s.params = dataclasses.replace(s.params, lr=base[id(s)] * factor)
 
 
 # ---- one task ---------------------------------------------------------------------------------------
@@ -336,13 +374,28 @@ class _Ctx:
     scenario: Scenario
     progress: bool
     device: torch.device = torch.device("cpu")
+    protocol: dict = field(default_factory=dict)
+    _stats: dict = field(default_factory=dict)
 
-    def encode(self, task: Task, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def split_stats(self, task: Task, split: str) -> tuple[float, float]:
+        """Pixel mean and std of one split of a task (``input_norm = "standardize"``; mesu-pmnist's
+        ``normalisation``: each split by its own statistics, unbiased std)."""
+        key = (task.id, split)
+        if key not in self._stats:
+            x = task.inputs(split, torch.arange(task.size(split))).double()
+            self._stats[key] = (float(x.mean()), float(x.std()))
+        return self._stats[key]
+
+    def encode(self, task: Task, x: torch.Tensor, gen: torch.Generator, split: str = "train") -> torch.Tensor:
         """Encoded input on the run's device (encoding noise drawn on the CPU, so every device sees
         the same spikes for a seed)."""
         c = self.config
-        return encode_batch(task, x, num_steps=c.num_steps, encoding=c.encoding, flatten=c.network == "mlp",
-                            generator=gen, gain=c.rate_gain).to(self.device)
+        s = encode_batch(task, x, num_steps=c.num_steps, encoding=c.encoding, flatten=c.network == "mlp",
+                         generator=gen, gain=c.rate_gain)
+        if c.input_norm == "standardize":  # direct encoding: the standardised pixels at every step
+            m, sd = self.split_stats(task, split)
+            s = (s - m) / sd
+        return s.to(self.device)
 
     def targets(self, task: Task, y: torch.Tensor) -> torch.Tensor:
         return self.scenario.targets(task, y).to(self.device)
@@ -360,22 +413,43 @@ def train_task(model: nn.Module, opt: torch.optim.Optimizer, plugin: Plugin, tas
     model.train()
     task_arg = ctx.scenario.task_arg(task)
     n_per_epoch = math.ceil(task.size("train") / c.batch_size)
+    proto = ctx.protocol or resolve_protocol(c)
+    n_mc, reduction = int(proto["train_samples"]), proto["loss_reduction"]
+    lr_base: dict[int, float] = {}
+    syn = [m for m in model.modules() if isinstance(m, SynapseModel)]
+    stacked = (n_mc > 1 and c.neuron != "lif" and c.norm == "none" and c.network == "mlp" and bool(syn)
+               and all(s.SAMPLE_BATCH for s in syn))  # all S samples in one pass (weights [S, out, in])
+    for s in syn if stacked else []:
+        s.set_mc_samples(n_mc)
     total, n = 0.0, 0
     bar = tqdm(total=n_per_epoch * c.epochs, desc=f"task {step_id + 1} {task.name}", unit="batch",
                disable=not ctx.progress, leave=True, dynamic_ncols=True)
     try:
         for epoch in range(c.epochs):
+            if c.synapse_lr_schedule == "cosine":
+                set_synapse_lr(model, lr_base, cosine_factor(epoch + 1, c.epochs))
             g_order = _gen(c.seed, _TRAIN, step_id, epoch)
             g_enc = _gen(c.seed, _ENC, step_id, epoch)
-            for x, y in iter_batches(task, "train", c.batch_size, shuffle=True, generator=g_order):
+            for x, y in iter_batches(task, "train", c.batch_size, shuffle=c.shuffle, generator=g_order):
                 xe = ctx.encode(task, x, g_enc)
                 target = ctx.targets(task, y)
                 opt.zero_grad()
-                out = model(xe, task=task_arg)
-                loss = loss_fn(out.logits, target)
-                extra = plugin.extra_loss(model)
-                (loss if extra is None else loss + extra).backward()
-                lv = float(loss.detach())
+                lv = 0.0
+                if stacked:  # mean over samples of the per-sample loss
+                    out = model(xe, task=task_arg)
+                    z = out.logits.reshape(-1, out.logits.shape[-1])
+                    loss = loss_fn(z, target.repeat(n_mc), reduction) / (n_mc if reduction == "sum" else 1)
+                    extra = plugin.extra_loss(model)
+                    (loss if extra is None else loss + extra).backward()
+                    lv = float(loss.detach())
+                for k in range(0 if stacked else n_mc):  # Monte-Carlo samples: loss/S each, statistics summed
+                    out = model(xe, task=task_arg)
+                    loss = loss_fn(out.logits, target, reduction)
+                    extra = plugin.extra_loss(model) if k == 0 else None
+                    ((loss if extra is None else loss + extra * n_mc) / n_mc).backward()
+                    if n_mc > 1:
+                        opt.accumulate_sample()
+                    lv += float(loss.detach()) / n_mc
                 if not math.isfinite(lv):
                     raise RuntimeError(f"task {step_id} ({task.name}), epoch {epoch}, step {n}: loss is {lv}")
                 plugin.after_backward(model)
@@ -388,6 +462,10 @@ def train_task(model: nn.Module, opt: torch.optim.Optimizer, plugin: Plugin, tas
                     bar.set_postfix(loss=f"{total / n:.3f}")
     finally:
         bar.close()
+        for s in syn if stacked else []:
+            s.set_mc_samples(0)
+        if lr_base:
+            set_synapse_lr(model, lr_base, 1.0)  # the next task starts from the base lr again
     return total / max(n, 1), n
 
 
@@ -398,12 +476,14 @@ def evaluate_task(model: nn.Module, task: Task, ctx: _Ctx) -> Any:
     if c.learner == "online":
         return model.evaluate(task, ctx.scenario, c.eval_batch_size)
     g = _gen(c.seed, _EVAL, task.id)
-    batches = ((ctx.encode(task, x, g), ctx.targets(task, y))
+    batches = ((ctx.encode(task, x, g, "test"), ctx.targets(task, y))
                for x, y in iter_batches(task, "test", c.eval_batch_size, shuffle=False))
+    proto = ctx.protocol or resolve_protocol(c)
     was = model.training
     model.eval()
     try:
-        return nets.evaluate(model, batches, task=ctx.scenario.task_arg(task))
+        return nets.evaluate(model, batches, task=ctx.scenario.task_arg(task), samples=int(proto["eval_samples"]),
+                             average=proto["eval_average"])
     finally:
         model.train(was)
 
@@ -460,7 +540,7 @@ def run_stream(config: RunConfig, *, resume: bool = False, tasks: Sequence[Task]
         raise ValueError(f"config key 'n_tasks': {config.n_tasks}, but the stream has {len(tasks)} tasks")
     scenario = Scenario(config.scenario, config.task_il)
     device = resolve_device(config.device)
-    ctx = _Ctx(config, scenario, progress, device)
+    ctx = _Ctx(config, scenario, progress, device, protocol=resolve_protocol(config))
 
     seed_everything(derived_seed(config.seed, _INIT))
     model = build_model(config, tasks, scenario).to(device)
@@ -497,6 +577,8 @@ def run_stream(config: RunConfig, *, resume: bool = False, tasks: Sequence[Task]
     for i in range(start, len(tasks)):
         task = tasks[i]
         seed_everything(derived_seed(config.seed, _TASK, i))
+        if config.norm_carry and i > 0:
+            carry_norm_set(model, i)
         if config.reset_optimizer and i > 0:
             opt = build_optimizer(config, model)
         dev0 = device_counters(model)

@@ -82,6 +82,10 @@ class _SynapticBase(nn.Module):
             return w
         return w * g.to(w.dtype)
 
+    def _backward_read(self):
+        """The synapse model's backward-pass weight read (``SynapseModel.backward_read``), or None."""
+        return None if self.synapse is None else self.synapse.backward_read(self.gain)
+
     def effective_weight(self) -> torch.Tensor:
         """The weight actually applied, ``gain · W_eff``, detached — in eval mode the frozen weight
         for export (mean / sign / noiseless read, as the synapse model defines for eval)."""
@@ -114,6 +118,13 @@ class SynapticLinear(_SynapticBase):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"SynapticLinear: expected input [..., {self.in_features}], got {got}")
         w = self.scaled_weight()
+        if w.dim() == 3:  # S stacked synapse samples (SynapseModel.set_mc_samples): x [S, N, in] or [N, in]
+            y = torch.matmul(x, w.transpose(1, 2))
+            return y if self.bias is None else y + self.bias
+        read = self._backward_read()
+        if read is not None:  # device read noise in the backward pass only (input gradient)
+            from ..synapses.magnetoionic import backward_read_linear
+            return backward_read_linear(x, w, self.bias, read)
         mode = self.sparse if sparse is None else sparse
         if mode is not False and x.dim() == 2 and use_sparse(x, self.out_features, mode):
             return sparse_linear(x, w, self.bias)
@@ -145,7 +156,12 @@ class SynapticConv2d(_SynapticBase):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_ch:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"SynapticConv2d: expected input [N, {self.in_ch}, H, W], got {got}")
-        return F.conv2d(x, self.scaled_weight(), self.bias, stride=self.stride, padding=self.padding)
+        w = self.scaled_weight()
+        read = self._backward_read()
+        if read is not None:  # device read noise in the backward pass only (input gradient)
+            from ..synapses.magnetoionic import backward_read_conv2d
+            return backward_read_conv2d(x, w, self.bias, read, stride=self.stride, padding=self.padding)
+        return F.conv2d(x, w, self.bias, stride=self.stride, padding=self.padding)
 
     def out_hw(self, h: int, w: int) -> tuple[int, int]:
         k, s, p = self.kernel_size, self.stride, self.padding

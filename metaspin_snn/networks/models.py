@@ -21,7 +21,11 @@ Options: ``reset="zero"`` (default; maps spike-for-spike to Lava's LIF) or ``"su
 need all T steps; ``snn.Leaky`` still steps through time); ``n_norm_sets`` task-specific norm modules (statistics and affine parameters) chosen by
 the ``task`` argument; ``heads`` task-specific output layers (task-incremental learning);
 ``output="count"`` (logits = output spike counts Σ_t s[t]) or ``"membrane"`` (the output stage does
-not reset, logits = mean_t m[t]). ``record=True`` keeps membrane traces in :class:`NetOutput`.
+not reset, logits = mean_t m[t]). ``neuron="relu"`` or ``"sign"`` (sign with a straight-through
+gradient, Laborieux et al. 2021) builds the same layers and synapse models without LIF dynamics — the
+published non-spiking settings; logits = the output layer's current averaged over T. ``norm_params``
+(batch norm only): ``affine``, ``eps``, ``momentum``, ``track_running_stats`` of ``nn.BatchNorm``
+(False = batch statistics at evaluation too, as Laborieux et al.'s code). ``record=True`` keeps membrane traces in :class:`NetOutput`.
 
 Export: :func:`fold_norm` folds eval-mode batch norm into weights and biases (or thresholds).
 """
@@ -40,6 +44,27 @@ from .lif import RESETS, leaky_scan, make_leaky
 
 NORMS = (None, "batch", "layer")
 OUTPUTS = ("count", "membrane")
+NEURONS = ("lif", "relu", "sign")
+NORM_PARAM_KEYS = ("affine", "eps", "momentum", "track_running_stats")
+
+
+class SignSTE(torch.autograd.Function):
+    """sign(x) forward (sign(0) = 0, ``torch.sign``); straight-through gradient zeroed where |x| > 1
+    — the ``SignActivation`` of Laborieux et al. 2021 (SynapticMetaplasticityBNN, models_utils.py)."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.sign()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return g * (x.abs() <= 1).to(g.dtype)
+
+
+def _activation(neuron: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    return F.relu if neuron == "relu" else SignSTE.apply
 
 
 @dataclasses.dataclass
@@ -97,7 +122,20 @@ def _check_factories(synapse, n: int, who: str) -> list[SynapseFactory | None]:
 
 
 def _check_common(who: str, reset: str, norm, n_norm_sets: int, heads: int, output: str,
-                  beta, threshold) -> None:
+                  beta, threshold, neuron: str = "lif", norm_params: dict | None = None) -> None:
+    if neuron not in NEURONS:
+        raise ValueError(f"{who}: neuron must be one of {NEURONS}, got {neuron!r}")
+    for k, v in (norm_params or {}).items():
+        if k not in NORM_PARAM_KEYS:
+            raise ValueError(f"{who}: norm_params key {k!r} unknown (allowed: {', '.join(NORM_PARAM_KEYS)})")
+        if k in ("affine", "track_running_stats") and not isinstance(v, bool):
+            raise ValueError(f"{who}: norm_params.{k} must be a bool, got {v!r}")
+        if k == "eps" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1):
+            raise ValueError(f"{who}: norm_params.eps must be a number in (0, 1), got {v!r}")
+        if k == "momentum" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1):
+            raise ValueError(f"{who}: norm_params.momentum must be a number in (0, 1], got {v!r}")
+    if norm_params and norm != "batch":
+        raise ValueError(f"{who}: norm_params apply to norm='batch' only (norm is {norm!r})")
     if reset not in RESETS[:2]:
         raise ValueError(f"{who}: reset must be 'zero' or 'subtract', got {reset!r}")
     if norm not in NORMS:
@@ -122,7 +160,9 @@ class _SpikingNet(nn.Module):
     in_shape: tuple[int, ...]
 
     def _setup(self, beta, threshold, reset, surrogate, norm, n_norm_sets, heads, output, fast,
-               learn_beta, learn_threshold, sparse) -> None:
+               learn_beta, learn_threshold, sparse, neuron: str = "lif", norm_params: dict | None = None) -> None:
+        self.neuron = neuron
+        self.norm_params = dict(norm_params or {})
         self.beta, self.threshold, self.reset = float(beta), float(threshold), reset
         self.norm, self.n_norm_sets, self.heads, self.output = norm, n_norm_sets, heads, output
         self.fast = bool(fast)
@@ -141,7 +181,8 @@ class _SpikingNet(nn.Module):
         out: list[nn.Module] = []
         for _ in range(self.n_norm_sets):
             if self.norm == "batch":
-                out.append(nn.BatchNorm1d(shape[0]) if kind == "linear" else nn.BatchNorm2d(shape[0]))
+                kw = self.norm_params
+                out.append(nn.BatchNorm1d(shape[0], **kw) if kind == "linear" else nn.BatchNorm2d(shape[0], **kw))
             else:
                 out.append(nn.LayerNorm(shape[0]) if kind == "linear" else nn.GroupNorm(1, shape[0]))
         return out
@@ -181,6 +222,8 @@ class _SpikingNet(nn.Module):
             state = [m.detach().to(x.dtype) for m in state]
         else:
             state = [None] * len(self.stages)
+        if self.neuron != "lif":
+            return self._forward_static(x, head, nset, T, B)
         if self.fast:
             return self._forward_layerwise(x, head, nset, T, B, state, sparse=self.sparse, scan=True)
         if self.norm == "batch":  # statistics over all T·B currents: layer by layer, Leaky per step
@@ -219,6 +262,34 @@ class _SpikingNet(nn.Module):
                 last_mem = mem
             h = spk.reshape(T * B, *spk.shape[2:])
         return self._output(counts, mems, spk.reshape(T, B, -1), last_mem.reshape(T, B, -1), final)
+
+    def _forward_static(self, x, head, nset, T, B) -> NetOutput:
+        """Non-spiking network (``neuron`` "relu" or "sign"): each stage ``act(norm(layer(h)))`` on
+        all T·B inputs, the output stage without activation; logits = output averaged over T (T = 1
+        is the published setting). ``spikes`` holds each stage's activity Σ_t act (not spikes). With
+        S stacked synapse samples (``SynapseModel.set_mc_samples``) activations are ``[S, T·B, n]``
+        and logits ``[S, B, C]``, one network per sample."""
+        act = _activation(self.neuron)
+        h = x.reshape(T * B, *x.shape[2:])
+        counts = []
+        n_st = len(self.stages)
+        for i, st in enumerate(self.stages):
+            hd = head if i == n_st - 1 else 0
+            hin = h if h.dim() == 3 and st.kind == "linear" else self._stage_input(st, h)
+            cur = st.current(hin, hd, nset, False if st.kind == "linear" else None)
+            lead = cur.shape[:-1] if cur.dim() == 3 else ()
+            if cur.dim() == 3 and (self.norm is not None or st.kind != "linear"):
+                raise ValueError(f"{type(self).__name__}: stacked synapse samples need a linear network "
+                                 "without normalisation")
+            shape = (cur.shape[0], T, B, -1) if lead else (T, B, -1)
+            if i < n_st - 1:
+                h = act(cur)
+                counts.append(h.reshape(shape).sum(-3).mean(0) if lead else h.reshape(shape).sum(0))
+            else:
+                out = cur.reshape(shape)
+                counts.append(out.sum(-3).mean(0) if lead else out.sum(0))
+        final = [torch.zeros(B, *st.out_shape, dtype=x.dtype, device=x.device) for st in self.stages]
+        return NetOutput(logits=out.mean(-3), spikes=counts, membrane=None, out_spikes=None, state=final)
 
     def _forward_steps(self, x, head, nset, T, B, state) -> NetOutput:
         n_st = len(self.stages)
@@ -282,14 +353,15 @@ class SpikingMLP(_SpikingNet):
                  reset: str = "zero", surrogate: Callable | None = None, synapse=None,
                  norm: str | None = None, n_norm_sets: int = 1, heads: int = 1, output: str = "count",
                  fast: bool = True, learn_beta: bool = False, learn_threshold: bool = False,
-                 gain: float | None = None, bias: bool = True, sparse: bool | str = "auto") -> None:
+                 gain: float | None = None, bias: bool = True, sparse: bool | str = "auto",
+                 neuron: str = "lif", norm_params: dict | None = None) -> None:
         super().__init__()
         sizes = list(sizes)
         if len(sizes) < 2 or any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in sizes):
             raise ValueError(f"SpikingMLP: sizes must be >= 2 positive ints, got {sizes!r}")
-        _check_common("SpikingMLP", reset, norm, n_norm_sets, heads, output, beta, threshold)
+        _check_common("SpikingMLP", reset, norm, n_norm_sets, heads, output, beta, threshold, neuron, norm_params)
         self._setup(beta, threshold, reset, surrogate, norm, n_norm_sets, heads, output, fast,
-                    learn_beta, learn_threshold, sparse)
+                    learn_beta, learn_threshold, sparse, neuron, norm_params)
         self.sizes = sizes
         self.in_shape = (sizes[0],)
         factories = _check_factories(synapse, len(sizes) - 1, "SpikingMLP")
@@ -323,7 +395,7 @@ class SpikingConvNet(_SpikingNet):
                  surrogate: Callable | None = None, synapse=None, norm: str | None = None,
                  n_norm_sets: int = 1, heads: int = 1, output: str = "count", fast: bool = True,
                  learn_beta: bool = False, learn_threshold: bool = False, gain: float | None = None,
-                 bias: bool = True) -> None:
+                 bias: bool = True, neuron: str = "lif", norm_params: dict | None = None) -> None:
         super().__init__()
         in_shape = tuple(in_shape)
         if len(in_shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in in_shape):
@@ -335,9 +407,10 @@ class SpikingConvNet(_SpikingNet):
             raise ValueError(f"SpikingConvNet: channels must be a non-empty list of positive ints, got {channels!r}")
         if not isinstance(pool, int) or pool < 1:
             raise ValueError(f"SpikingConvNet: pool must be an int >= 1, got {pool!r}")
-        _check_common("SpikingConvNet", reset, norm, n_norm_sets, heads, output, beta, threshold)
+        _check_common("SpikingConvNet", reset, norm, n_norm_sets, heads, output, beta, threshold, neuron,
+                      norm_params)
         self._setup(beta, threshold, reset, surrogate, norm, n_norm_sets, heads, output, fast,
-                    learn_beta, learn_threshold, False)
+                    learn_beta, learn_threshold, False, neuron, norm_params)
         self.in_shape = in_shape
         self.n_classes = n_classes
         factories = _check_factories(synapse, len(channels) + 1, "SpikingConvNet")
@@ -403,6 +476,13 @@ def fold_norm(model: _SpikingNet, task: int | None = None, mode: str = "weights"
     if model.norm == "layer":
         raise ValueError("fold_norm: layer norm normalises each input by its own statistics and cannot be "
                          "folded into weights or thresholds; train with norm=None or 'batch' for export")
+    if getattr(model, "neuron", "lif") != "lif":
+        raise ValueError(f"fold_norm: the network has neuron={model.neuron!r} (non-spiking); only "
+                         "neuron='lif' networks map to LIF neurons for export")
+    if model.norm == "batch" and not all(getattr(n, "track_running_stats", True)
+                                         for st in model.stages for n in (st.norms or [])):
+        raise ValueError("fold_norm: batch norm without running statistics (track_running_stats=False) "
+                         "normalises by each batch and cannot be folded")
     layers = model.layers(task)
     nset = model._select(task, model.n_norm_sets, "norm sets") if model.norm is not None else 0
     out = []

@@ -169,17 +169,15 @@ def synapse_factory(name: str, *, seed: int = 0,
 
 
 def default_synapse_params(name: str, n_train: int, batch_size: int) -> dict[str, Any]:
-    """Per-model settings for training with a mean-reduced cross-entropy through a batch-normalised
-    spiking MLP: BayesBiNN's N = training-set size; learning rates / pulse scales chosen by a 20-step
-    sweep on 2,000 MNIST digits (T = 10, 784-128-10, norm="batch"; MESU lr ∈ {30, 300, 3000} → 30;
-    BayesBiNN lr ∈ {1e-2, 1e-1} → 1e-2; magneto-ionic lr ∈ {1e2, 1e3, 1e4} pulses/|g| → 1e2; MTJ
-    volt_per_grad ∈ {1e3, 1e4, 1e5} V/|g| (all ~0.62) → 1e3, κ = 0.05·volt_per_grad). MESU keeps its
-    memory window N = 1e5 (a window of 10 passes, N = 150, pulled the weights to the prior: 0.40
-    vs 0.82 after 2 quick epochs). The models' own defaults are sized for unit-scale gradients."""
+    """Per-model settings that depend on the data or on this library's spiking networks, applied
+    unless a config sets them: BayesBiNN's N = training-set size (its ``train_set_size``); pulse
+    scales of the device models for a mean-reduced cross-entropy through a batch-normalised spiking
+    MLP, chosen by a 20-step sweep on 2,000 MNIST digits (T = 10, 784-128-10, norm="batch";
+    magneto-ionic lr ∈ {1e2, 1e3, 1e4} pulses/|g| → 1e2; MTJ volt_per_grad ∈ {1e3, 1e4, 1e5} V/|g| →
+    1e3, κ = 0.05·volt_per_grad). MESU and BayesBiNN otherwise keep their authors' defaults (MESU's
+    lr 1 with the summed loss of its ``PROTOCOL``)."""
     if name == "bayesbinn":
-        return {"n_data": float(n_train), "lr": 1e-2}
-    if name == "mesu":
-        return {"lr_mu": 30.0, "lr_sigma": 30.0}
+        return {"n_data": float(n_train)}
     if name == "mtj":
         return {"volt_per_grad": 1e3, "kappa": 50.0}
     if name == "magnetoionic":

@@ -103,11 +103,43 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     return sum(values) / len(values)
 
 
+EVAL_AVERAGES = ("logits", "log_softmax")
+
+
+def _mc_forward(model: nn.Module, x: torch.Tensor, task: int | None, samples: int, average: str):
+    """``samples`` forward passes, each with a fresh draw of every synapse model
+    (``SynapseModel.draw_eval_sample``); logits = the mean of the outputs (``"logits"``, BayesBiNN's
+    ``softmax_predictive_accuracy``) or of their log-softmax (``"log_softmax"``, MESU's
+    ``compute_accuracy``). Spike counts are averaged too."""
+    from ..synapses.base import synapse_models
+    syn = synapse_models(model)
+    acc_logits, acc_spikes, out = None, None, None
+    for _ in range(samples):
+        for s in syn:
+            s.draw_eval_sample()
+        out = model(x, task=task)
+        z = out.logits if average == "logits" else F.log_softmax(out.logits, dim=1)
+        acc_logits = z if acc_logits is None else acc_logits + z
+        sp = [c for c in out.spikes]
+        acc_spikes = sp if acc_spikes is None else [a + b for a, b in zip(acc_spikes, sp)]
+    for s in syn:
+        s._stale = True  # the next pass rebuilds its weight in the usual way
+    out.logits = acc_logits / samples
+    out.spikes = [a / samples for a in acc_spikes]
+    return out
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
-             task: int | None = None) -> EvalResult:
+             task: int | None = None, samples: int = 0, average: str = "logits") -> EvalResult:
     """Accuracy, mean cross-entropy and spikes per sample per layer over ``batches`` of
-    ``(x [T, B, ...], y [B])``, in eval mode (the previous mode is restored)."""
+    ``(x [T, B, ...], y [B])``, in eval mode (the previous mode is restored). ``samples`` = 0: the
+    synapses' evaluation weights (μ, sign λ, …); ``samples`` = S ≥ 1: a Monte-Carlo ensemble of S
+    synapse draws per batch, combined by ``average`` (see :func:`_mc_forward`)."""
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+        raise ValueError(f"evaluate: samples must be an int >= 0, got {samples!r}")
+    if average not in EVAL_AVERAGES:
+        raise ValueError(f"evaluate: average must be one of {EVAL_AVERAGES}, got {average!r}")
     was_training = model.training
     model.eval()
     try:
@@ -116,7 +148,7 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         loss_sum = 0.0
         spikes: list[float] | None = None
         for x, y in batches:
-            out = model(x, task=task)
+            out = model(x, task=task) if samples == 0 else _mc_forward(model, x, task, samples, average)
             _check_targets(y, out.logits, "evaluate")
             correct += int((out.logits.argmax(1) == y.long()).sum())
             loss_sum += float(F.cross_entropy(out.logits, y.long(), reduction="sum"))

@@ -12,6 +12,12 @@ as registered buffers (so ``state_dict`` carries them) and exposes
   device. ``backend`` selects: ``"auto"`` (Numba on CPU, torch elsewhere), ``"numba"``, ``"torch"``.
 * ``hidden()`` — the metaplastic/importance variable, for histograms and importance maps.
 * ``task_boundary()`` — called by continual-learning runners between tasks (e.g. prior ← posterior).
+* ``accumulate(grad)`` — Monte-Carlo steps over S weight samples: after the backward pass of each
+  sample (its loss scaled by 1/S, so ordinary parameters see the sample mean too), ``accumulate()``
+  adds the model's per-sample statistics (``_sample_stats``: ∂L/∂w for deterministic models, ∂L/∂w·ε
+  for MESU's σ, BayesBiNN's rescaled gradient) to running sums, clears ``weight.grad`` and marks the
+  weight stale so the next forward pass draws a fresh sample; ``update()`` without a gradient then
+  steps on the sums (``_update_stats``) — the estimator the authors' codes form over their samples.
 
 Subclasses implement ``_compute_weight(sample)``, ``_update_torch(grad)``, ``_update_numba(grad)`` and
 ``hidden()``; the base class does validation (shape, dtype, NaN → ``ValueError``, state untouched),
@@ -48,6 +54,12 @@ class SynapseModel(nn.Module):
     """Base class: a tensor of synapses with hidden state, an effective weight and a fused update."""
 
     params: Any  # a frozen, validated dataclass
+    #: Training/evaluation protocol of the model's source code, used by the continual runner where its
+    #: config leaves the key at None/"auto": Monte-Carlo weight samples per training step, samples in
+    #: a Monte-Carlo evaluation (0 = the deterministic evaluation weight), how their outputs are
+    #: averaged ("logits" | "log_softmax"), and the minibatch loss reduction ("mean" | "sum").
+    PROTOCOL: dict[str, Any] = {"train_samples": 1, "eval_samples": 0, "eval_average": "logits",
+                                "loss_reduction": "mean"}
 
     def __init__(self, shape: tuple[int, ...] | torch.Size, params: Any,
                  backend: Backend = "auto") -> None:
@@ -65,6 +77,9 @@ class SynapseModel(nn.Module):
         # Effective weight: a leaf that the forward pass reads; never in the optimiser's param list.
         self.register_buffer("weight", torch.zeros(shape, requires_grad=True), persistent=False)
         self._stale = True
+        self._acc: list[torch.Tensor] | None = None  # running sums of _sample_stats over MC samples
+        self._n_acc = 0
+        self.mc_samples = 0  # > 0: training refreshes draw that many samples at once, weight [S, *shape]
 
     # ---- to implement -------------------------------------------------------------------------
     def _compute_weight(self, sample: bool) -> torch.Tensor:
@@ -84,20 +99,59 @@ class SynapseModel(nn.Module):
     def task_boundary(self) -> None:
         """Hook between tasks; no-op unless the model keeps a prior."""
 
+    def _sample_stats(self, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-sample statistics that ``_update_stats`` needs, from ∂L/∂w of the current sample
+        (default: the gradient itself; summed over samples it is the mean gradient)."""
+        return (grad,)
+
+    def _update_stats(self, stats: tuple[torch.Tensor, ...]) -> None:
+        """One step from the summed ``_sample_stats`` of the accumulated samples (default: the
+        ordinary update on the summed gradient)."""
+        grad = stats[0]
+        if self.use_numba(grad):
+            self._update_numba(grad.contiguous())
+        else:
+            self._update_torch(grad)
+
     # ---- shared machinery ---------------------------------------------------------------------
+    #: True when ``_compute_weight`` can draw ``mc_samples`` samples at once (weight ``[S, *shape]``).
+    SAMPLE_BATCH = False
+
+    def set_mc_samples(self, n: int) -> None:
+        """``n`` ≥ 2: training refreshes return ``n`` stacked samples (``weight`` ``[n, *shape]``) for a
+        layer that multiplies each sample with its own slice of the input (``SynapticLinear``); the
+        update then sums ``_sample_stats`` over the leading dimension (with the loss averaged over
+        samples: the same step as ``n`` accumulated samples). 0 or 1: one weight."""
+        if n >= 2 and not self.SAMPLE_BATCH:
+            raise ValueError(f"{type(self).__name__}: cannot draw a batch of samples")
+        self.mc_samples = int(n) if n >= 2 else 0
+        self._stale = True
+
     def refresh(self, sample: bool | None = None) -> torch.Tensor:
         """Rewrite ``weight`` in place from the state and clear its gradient. ``sample`` defaults to
         ``self.training``. Returns ``weight``."""
         sample = self.training if sample is None else sample
         with torch.no_grad():
             w = self._compute_weight(sample)
-            if self.weight.device != w.device or self.weight.dtype != w.dtype:
+            if self.weight.device != w.device or self.weight.dtype != w.dtype or self.weight.shape != w.shape:
                 self.weight = w.detach().clone().requires_grad_(True)
             else:
                 self.weight.copy_(w)
         self.weight.grad = None
         self._stale = False
         return self.weight
+
+    def backward_read(self, scale: float | torch.Tensor = 1.0):
+        """A callable giving the (scaled) weight that the layer's *input* gradient uses in the backward
+        pass, or None (the default) when it is the forward weight. Devices whose read noise enters only
+        the backward pass (``MagnetoIonicPair``, as kellian-cottart/magnetoionic-simulations'
+        ``NoisyDoubleLinear``) return one; the layer then calls ``backward_read_linear``/``_conv2d``."""
+        return None
+
+    def draw_eval_sample(self) -> torch.Tensor:
+        """Refresh ``weight`` with one draw of the synapse for a Monte-Carlo evaluation (runner key
+        ``eval_samples``); deterministic models return their evaluation weight."""
+        return self.refresh(sample=False)
 
     def effective_weight(self) -> torch.Tensor:
         """The weight for this forward pass (refreshed once after each update / mode change)."""
@@ -135,19 +189,59 @@ class SynapseModel(nn.Module):
                              "to CPU float32 or use backend='torch'")
         return not bad
 
-    def update(self, grad: torch.Tensor | None = None) -> None:
-        """One optimisation step from ∂L/∂w_eff (default: ``self.weight.grad``), in place."""
+    def _checked_grad(self, grad: torch.Tensor | None, who: str) -> torch.Tensor:
         if grad is None:
             grad = self.weight.grad
             if grad is None:
-                raise RuntimeError(f"{type(self).__name__}.update: weight has no gradient; "
+                raise RuntimeError(f"{type(self).__name__}.{who}: weight has no gradient; "
                                    "run loss.backward() through effective_weight() first")
-        if tuple(grad.shape) != self.shape:
-            raise ValueError(f"{type(self).__name__}.update: grad shape {tuple(grad.shape)} "
+        batched = self.mc_samples >= 2 and tuple(grad.shape) == (self.mc_samples, *self.shape)
+        if tuple(grad.shape) != self.shape and not batched:
+            raise ValueError(f"{type(self).__name__}.{who}: grad shape {tuple(grad.shape)} "
                              f"!= synapse shape {self.shape}")
         grad = grad.detach()
-        if not torch.isfinite(grad).all():
-            raise ValueError(f"{type(self).__name__}.update: gradient contains NaN or inf; state left untouched")
+        if not torch.isfinite(grad.sum()) and not torch.isfinite(grad).all():  # one cheap pass when finite
+            raise ValueError(f"{type(self).__name__}.{who}: gradient contains NaN or inf; state left untouched")
+        return grad
+
+    @property
+    def n_accumulated(self) -> int:
+        """Monte-Carlo samples accumulated since the last ``update()``."""
+        return self._n_acc
+
+    def accumulate(self, grad: torch.Tensor | None = None) -> None:
+        """Add one Monte-Carlo sample (default gradient: ``self.weight.grad``) to the running sums of
+        ``_sample_stats``; clears ``weight.grad`` and makes the next forward pass draw a new sample."""
+        grad = self._checked_grad(grad, "accumulate")
+        with torch.no_grad():
+            stats = self._sample_stats(grad)
+            if self._acc is None:
+                self._acc = [t.detach().clone() for t in stats]
+            else:
+                for a, t in zip(self._acc, stats):
+                    a.add_(t)
+        self._n_acc += 1
+        self.weight.grad = None
+        self._stale = True
+
+    def update(self, grad: torch.Tensor | None = None) -> None:
+        """One optimisation step from ∂L/∂w_eff (default: ``self.weight.grad``), in place; after
+        ``accumulate()`` calls and with no ``grad``, one step on the accumulated sample statistics."""
+        if grad is None and self._n_acc > 0:
+            if self.weight.grad is not None:  # a last sample not yet accumulated
+                self.accumulate()
+            stats = tuple(self._acc or ())
+            self._acc, self._n_acc = None, 0
+            with torch.no_grad():
+                self._update_stats(stats)
+            self._stale = True
+            return
+        grad = self._checked_grad(grad, "update")
+        if grad.dim() == len(self.shape) + 1:  # a stacked batch of mc_samples samples
+            with torch.no_grad():
+                self._update_stats(tuple(t.sum(0) for t in self._sample_stats(grad)))
+            self._stale = True
+            return
         with torch.no_grad():
             if self.use_numba(grad):
                 self._update_numba(grad.contiguous())

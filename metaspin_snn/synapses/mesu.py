@@ -1,22 +1,35 @@
 """MESU — Metaplasticity from Synaptic Uncertainty: Bonnet, Cottart, Hirtzlin, Januel, Dalgaty, Vianello,
 Querlioz, *Bayesian continual learning and forgetting in neural networks*, Nat. Commun. (2025)
-(arXiv:2504.13569).
+(arXiv:2504.13569); the authors' code kellian-cottart/mesu-pmnist (commit cb38851), ``optimizers/mesu.py``
+(``update_mesu``), ``utils/trainFunctions.py`` (``bayesian_loss_fn``), ``customLayers/linears/bayesianLinear.py``.
 
-Each synapse is a Gaussian N(μ, σ²). Training forward passes use a reparameterised sample
-``w = μ + σ·ε``, ε ~ N(0, 1) drawn from the model's seeded generator and **kept** (buffer ``noise``) so
-that the update can form ∂C/∂μ = g and ∂C/∂σ = g·ε from g = ∂C/∂w. Evaluation uses w = μ (ε = 0).
-One step (the issue's form of the paper's update; σ² is each synapse's learning rate)::
+Each synapse is a Gaussian N(μ, σ²). A training forward pass uses a reparameterised sample
+``w = μ + σ·ε``, ε ~ N(0, 1) drawn from the model's seeded generator and kept (buffer ``noise``), so
+that from g = ∂C/∂w the update forms ∂C/∂μ = g and ∂C/∂σ = g·ε. With S Monte-Carlo samples per step
+(``accumulate()``, see :mod:`.base`) the gradients are the sample means ḡ_μ = ⟨g_s⟩, ḡ_σ = ⟨g_s ε_s⟩ of
+the loss C = −Σ_batch ⟨log p_s(y|x)⟩_s — the authors' loss: log-softmax averaged over samples, **summed**
+over the minibatch (``bayesian_loss_fn``). One step (``update_mesu``; old (μ, σ) on the right)::
 
-    μ ← μ + η_μ  [ -σ²·g     + σ²(μ_p - μ)/(N σ_p²) ]
-    σ ← σ + η_σ·½[ -σ²·g·ε   + σ(σ_p² - σ²)/(N σ_p²) ]
+    μ ← μ + η_μ  [ −σ²·ḡ_μ + σ²(μ_p − μ)/(N σ_p²) ]
+    σ ← σ + η_σ·½[ −σ²·ḡ_σ + σ(σ_p² − σ²)/(N σ_p²) ]
 
-with the old (μ, σ) on the right. N is the memory window in minibatches: without data μ relaxes to μ_p
-at rate η_μσ²/(Nσ_p²) per step and σ to σ_p, so old information is forgotten over ~N steps. The prior
-N(μ_p, σ_p²) is the paper's fixed prior; it is stored per synapse (buffers ``mu_prior``, ``sigma_prior``)
-so analyses can set it, and ``task_boundary()`` leaves it unchanged (MESU needs no task boundaries)
-unless ``prior_from_posterior=True`` (then prior ← posterior, a variant, not the paper's method).
-Guards (not in the paper's equations, documented): σ is clamped to [sigma_min, sigma_max] (σ > 0) and μ to
-±mu_max, so the state stays finite for any finite gradient.
+η_μ = η_σ = 1 (the authors' configs). N counts update steps ("number of batches for synaptic memory"
+in ``mesu()``); with the summed loss a step carries the likelihood of B samples, so the memory window
+is about N steps = N·B samples (the authors' permuted-MNIST config: B = 1, N = 300,000 = five tasks).
+Without data (ḡ = 0) (μ_p, σ_p) is the fixed point; at σ = σ_p, μ − μ_p decays by the factor
+1 − η_μ/N per step, for σ ≠ σ_p the factor is 1 − η_μσ²/(Nσ_p²) with the current σ (docs/theory.md).
+The prior N(μ_p, σ_p²) is fixed (buffers ``mu_prior``, ``sigma_prior``, so analyses can set them);
+``task_boundary()`` leaves it unchanged (MESU needs no task boundaries) unless
+``prior_from_posterior=True`` (prior ← posterior: a variant, not the paper's method).
+
+Defaults follow ``configurations/pmnist/mlp-bayesian-mesu.json``: σ_p = 1, μ_p = 0, N = 300,000, and
+``BayesianLinear.__init__``'s initialisation ``init="authors"``: μ ~ U(−4/√fan_in, 4/√fan_in),
+σ = 2/√fan_in (fan_in = ∏ shape[1:]); ``init="gauss"`` gives μ ~ N(μ_p, mu_init_std²), σ = sigma_init
+(this library's earlier initialisation). Evaluation: w = μ (``refresh(sample=False)``), or posterior
+samples through :meth:`MESU.draw_eval_sample` when the runner averages ``eval_samples`` predictions
+(the authors: 10 samples, log-softmax averaged). Guards (not in the paper's equations, documented):
+σ is clamped to [sigma_min, sigma_max] (σ > 0) and μ to ±mu_max, so the state stays finite for any
+finite gradient; the authors' optional ``clamp_grad`` (0 in their configs) is not implemented.
 """
 from __future__ import annotations
 
@@ -37,14 +50,16 @@ _F1 = np.float32(1.0)
 
 @dataclass(frozen=True)
 class MESUParams:
-    """Parameters of :class:`MESU`. ``N`` is in minibatches (paper: dataset size / batch size or more);
-    σ_p = 0.1 (≈ √0.01, the paper's typical prior)."""
+    """Parameters of :class:`MESU` (defaults: mesu-pmnist ``configurations/pmnist/mlp-bayesian-mesu.json``
+    — lr_μ = lr_σ = 1, σ_p = 1, N = 300,000 update steps; ``init="authors"`` as ``BayesianLinear``).
+    ``sigma_init``/``mu_init_std`` are used by ``init="gauss"`` only."""
 
     lr_mu: float = 1.0
     lr_sigma: float = 1.0
     mu_prior: float = 0.0
-    sigma_prior: float = 0.1
-    N: float = 1e5
+    sigma_prior: float = 1.0
+    N: float = 3e5
+    init: str = "authors"
     sigma_init: float = 0.1
     mu_init_std: float = 0.05
     sigma_min: float = 1e-6
@@ -64,6 +79,8 @@ class MESUParams:
         check_range(self, "sigma_init", self.sigma_min, self.sigma_max)
         check_range(self, "mu_init_std", 0.0, None)
         check_range(self, "mu_max", 0.0, 1e30, lo_open=True)
+        if self.init not in ("authors", "gauss"):
+            raise ValueError(f"MESUParams.init must be 'authors' or 'gauss', got {self.init!r}")
         if not isinstance(self.prior_from_posterior, bool):
             raise ValueError(f"MESUParams.prior_from_posterior must be a bool, got {self.prior_from_posterior!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -71,44 +88,44 @@ class MESUParams:
 
 
 @njit(inline="always", **NJIT)
-def _mesu_elem(mu, sig, eps, g, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax):
+def _mesu_elem(mu, sig, gmu, gsig, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax):
     s2 = sig * sig
     sp2 = sigp * sigp
     inv = _F1 / (n * sp2)
-    mu_new = mu + lr_mu * (-s2 * g + s2 * (mup - mu) * inv)
-    sig_new = sig + lr_sig * _HALF * (-s2 * (g * eps) + sig * (sp2 - s2) * inv)
+    mu_new = mu + lr_mu * (-s2 * gmu + s2 * (mup - mu) * inv)
+    sig_new = sig + lr_sig * _HALF * (-s2 * gsig + sig * (sp2 - s2) * inv)
     mu_new = min(max(mu_new, -mmax), mmax)
     sig_new = min(max(sig_new, smin), smax)
     return mu_new, sig_new
 
 
 @njit(**NJIT)
-def mesu_kernel(mu, sig, eps, g, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax):
-    """In place on flat float32 arrays: one MESU step (serial)."""
+def mesu_kernel(mu, sig, gmu, gsig, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax):
+    """In place on flat float32 arrays: one MESU step (serial) from ḡ_μ = ⟨g⟩ and ḡ_σ = ⟨g·ε⟩."""
     for i in range(mu.size):
-        a, b = _mesu_elem(mu[i], sig[i], eps[i], g[i], mup[i], sigp[i], lr_mu, lr_sig, n, smin, smax, mmax)
+        a, b = _mesu_elem(mu[i], sig[i], gmu[i], gsig[i], mup[i], sigp[i], lr_mu, lr_sig, n, smin, smax, mmax)
         mu[i] = a
         sig[i] = b
 
 
 @njit(parallel=True, **NJIT)
-def mesu_kernel_parallel(mu, sig, eps, g, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax):
+def mesu_kernel_parallel(mu, sig, gmu, gsig, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax):
     """Same as :func:`mesu_kernel`, multithreaded."""
     for i in prange(mu.size):
-        a, b = _mesu_elem(mu[i], sig[i], eps[i], g[i], mup[i], sigp[i], lr_mu, lr_sig, n, smin, smax, mmax)
+        a, b = _mesu_elem(mu[i], sig[i], gmu[i], gsig[i], mup[i], sigp[i], lr_mu, lr_sig, n, smin, smax, mmax)
         mu[i] = a
         sig[i] = b
 
 
-def mesu_step_torch(mu: torch.Tensor, sig: torch.Tensor, eps: torch.Tensor, g: torch.Tensor,
+def mesu_step_torch(mu: torch.Tensor, sig: torch.Tensor, gmu: torch.Tensor, gsig: torch.Tensor,
                     mup: torch.Tensor, sigp: torch.Tensor, lr_mu: float, lr_sig: float, n: float,
                     smin: float, smax: float, mmax: float) -> None:
-    """Reference MESU step in place (any device)."""
+    """Reference MESU step in place (any device) from ḡ_μ = ⟨g⟩ and ḡ_σ = ⟨g·ε⟩."""
     s2 = sig * sig
     sp2 = sigp * sigp
     inv = 1.0 / (n * sp2)
-    mu_new = mu + lr_mu * (-s2 * g + s2 * (mup - mu) * inv)
-    sig_new = sig + (lr_sig * 0.5) * (-s2 * (g * eps) + sig * (sp2 - s2) * inv)
+    mu_new = mu + lr_mu * (-s2 * gmu + s2 * (mup - mu) * inv)
+    sig_new = sig + (lr_sig * 0.5) * (-s2 * gsig + sig * (sp2 - s2) * inv)
     mu.copy_(mu_new.clamp_(-mmax, mmax))
     sig.copy_(sig_new.clamp_(smin, smax))
 
@@ -116,6 +133,11 @@ def mesu_step_torch(mu: torch.Tensor, sig: torch.Tensor, eps: torch.Tensor, g: t
 class MESU(SynapseModel):
     """Gaussian synapse N(μ, σ²) trained by MESU. State: ``mu``, ``sigma``, ``mu_prior``,
     ``sigma_prior`` (all in ``state_dict``), ``noise`` = ε of the current sample (not persistent)."""
+
+    #: mesu-pmnist: ``n_train_samples`` = ``n_test_samples`` = 10 (configurations/pmnist/
+    #: mlp-bayesian-mesu.json), log-softmax averaged over samples and summed over the batch
+    #: (utils/trainFunctions.py ``bayesian_loss_fn``, utils/testFunctions.py ``compute_accuracy``).
+    PROTOCOL = {"train_samples": 10, "eval_samples": 10, "eval_average": "log_softmax", "loss_reduction": "sum"}
 
     def __init__(self, shape: tuple[int, ...] | torch.Size, params: MESUParams | None = None,
                  backend: Backend = "auto", parallel: bool = False) -> None:
@@ -125,21 +147,44 @@ class MESU(SynapseModel):
         super().__init__(shape, params, backend)
         self.parallel = bool(parallel)
         gen = torch.Generator().manual_seed(params.seed)
-        self.register_buffer("mu", params.mu_prior + params.mu_init_std * torch.randn(self.shape, generator=gen))
-        self.register_buffer("sigma", torch.full(self.shape, float(params.sigma_init)))
+        if params.init == "authors":  # BayesianLinear: lim = 4/√fan_in, μ ~ U(−lim, lim), σ = lim/2
+            fan_in = int(np.prod(self.shape[1:])) if len(self.shape) > 1 else 1
+            lim = 4.0 / fan_in ** 0.5
+            mu0 = (torch.rand(self.shape, generator=gen) * 2.0 - 1.0) * lim
+            sig0 = torch.full(self.shape, float(min(max(0.5 * lim, params.sigma_min), params.sigma_max)))
+        else:
+            mu0 = params.mu_prior + params.mu_init_std * torch.randn(self.shape, generator=gen)
+            sig0 = torch.full(self.shape, float(params.sigma_init))
+        self.register_buffer("mu", mu0)
+        self.register_buffer("sigma", sig0)
         self.register_buffer("mu_prior", torch.full(self.shape, float(params.mu_prior)))
         self.register_buffer("sigma_prior", torch.full(self.shape, float(params.sigma_prior)))
         self.register_buffer("noise", torch.zeros(self.shape), persistent=False)
         self._rng = SeededGenerator(params.seed + 1)
 
+    SAMPLE_BATCH = True
+
     def _compute_weight(self, sample: bool) -> torch.Tensor:
-        """w = μ + σ·ε (training, fresh ε kept in ``noise``) or μ (evaluation, ε = 0)."""
+        """w = μ + σ·ε (training, fresh ε kept in ``noise``; ``mc_samples`` = S ≥ 2: S stacked draws,
+        ``[S, *shape]``) or μ (evaluation, ε = 0)."""
+        if sample and self.mc_samples >= 2:
+            shape = (self.mc_samples, *self.shape)
+            self.noise = torch.randn(shape, generator=self._rng.get(self.mu.device), device=self.mu.device,
+                                     dtype=self.mu.dtype)
+            return self.mu + self.sigma * self.noise
+        if self.noise.shape != self.mu.shape:
+            self.noise = torch.zeros_like(self.mu)
         if sample:
             self.noise.copy_(torch.randn(self.shape, generator=self._rng.get(self.mu.device),
                                          device=self.mu.device, dtype=self.mu.dtype))
             return self.mu + self.sigma * self.noise
         self.noise.zero_()
         return self.mu.clone()
+
+    def draw_eval_sample(self) -> torch.Tensor:
+        """One posterior sample w = μ + σε for a Monte-Carlo evaluation (the authors average the
+        log-softmax of ``n_test_samples`` such networks)."""
+        return self.refresh(sample=True)
 
     def hidden(self) -> torch.Tensor:
         """σ — the synapse's uncertainty; σ² is its learning rate (small σ = consolidated)."""
@@ -151,18 +196,30 @@ class MESU(SynapseModel):
             self.mu_prior.copy_(self.mu)
             self.sigma_prior.copy_(self.sigma)
 
-    def _update_torch(self, grad: torch.Tensor) -> None:
+    def _sample_stats(self, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(g, g·ε) of the current sample: ∂C/∂μ and ∂C/∂σ."""
+        g = grad.to(self.mu.dtype)
+        return (g, g * self.noise)
+
+    def _update_stats(self, stats: tuple[torch.Tensor, ...]) -> None:
+        gmu, gsig = stats
         p = self.params
-        mesu_step_torch(self.mu, self.sigma, self.noise, grad.to(self.mu.dtype), self.mu_prior, self.sigma_prior,
-                        p.lr_mu, p.lr_sigma, p.N, p.sigma_min, p.sigma_max, p.mu_max)
+        if self.use_numba(gmu):
+            f = np.float32
+            kern = mesu_kernel_parallel if self.parallel else mesu_kernel
+            kern(np_view(self.mu, "mu"), np_view(self.sigma, "sigma"), np_view(gmu.contiguous(), "grad_mu"),
+                 np_view(gsig.contiguous(), "grad_sigma"), np_view(self.mu_prior, "mu_prior"),
+                 np_view(self.sigma_prior, "sigma_prior"),
+                 f(p.lr_mu), f(p.lr_sigma), f(p.N), f(p.sigma_min), f(p.sigma_max), f(p.mu_max))
+        else:
+            mesu_step_torch(self.mu, self.sigma, gmu, gsig, self.mu_prior, self.sigma_prior,
+                            p.lr_mu, p.lr_sigma, p.N, p.sigma_min, p.sigma_max, p.mu_max)
+
+    def _update_torch(self, grad: torch.Tensor) -> None:
+        self._update_stats(self._sample_stats(grad))
 
     def _update_numba(self, grad: torch.Tensor) -> None:
-        p = self.params
-        f = np.float32
-        kern = mesu_kernel_parallel if self.parallel else mesu_kernel
-        kern(np_view(self.mu, "mu"), np_view(self.sigma, "sigma"), np_view(self.noise, "noise"),
-             np_view(grad, "grad"), np_view(self.mu_prior, "mu_prior"), np_view(self.sigma_prior, "sigma_prior"),
-             f(p.lr_mu), f(p.lr_sigma), f(p.N), f(p.sigma_min), f(p.sigma_max), f(p.mu_max))
+        self._update_stats(self._sample_stats(grad))
 
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}

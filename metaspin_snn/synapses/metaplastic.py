@@ -1,26 +1,48 @@
 """Metaplastic binary synapse — Laborieux et al., *Synaptic metaplasticity in binarized neural
-networks*, Nat. Commun. 12:2549 (2021), their ``Adam_meta`` optimiser
-(github.com/Laborieux-Axel/SynapticMetaplasticityBNN).
+networks*, Nat. Commun. 12:2549 (2021), their ``Adam_meta`` optimiser (github.com/Laborieux-Axel/
+SynapticMetaplasticityBNN, commit 5351570; line numbers below are of
+``Continual_Learning_Fig-2abcdefgh-3abcd-5cde/models_utils.py`` and ``.../main.py`` there).
 
-Hidden weight ``W_h``, effective weight ``w = sign(W_h)`` with **sign(0) = +1**. One step from
-``g = ∂L/∂w`` (straight-through: the gradient w.r.t. ``w`` drives ``W_h``)::
+Hidden weight ``W_h``, effective weight ``w = sign(W_h)``. One step from ``g = ∂L/∂w`` (straight-
+through: their ``train`` copies ``p.org`` = W_h into ``p.data`` before ``optimizer.step()``, so the
+gradient w.r.t. the binary weight drives W_h), with the default ``eps_mode="adam_meta"``::
 
-    g   ← clip(g + wd·W_h, ±grad_clip)                      (L2 weight decay, as ``Adam_meta``)
-    m   ← m + (1-β₁)(g - m)                                  (= β₁m + (1-β₁)g)
-    v   ← β₂v + (1-β₂)g²
-    d   = √v / √(1-β₂ᵗ) + ε                                  (torch.optim.Adam's ε placement)
-    u   = f_meta·m   if sign(W_h)·m > 0   else   m           (the step moves W_h toward 0)
-    W_h ← W_h - lr/(1-β₁ᵗ) · u / d,     f_meta = 1 - tanh²(m_meta·|W_h|)
+    g   ← g + wd·W_h                              (models_utils.py L369-370: L2 decay, before the moments)
+    g   ← clip(g, ±grad_clip)                     (ours only: a finiteness guard, see below)
+    m   ← β₁m + (1-β₁)g                           (L373)
+    v   ← β₂v + (1-β₂)g²                          (L374)
+    d   = √v + ε                                  (L381: ε added *before* bias correction)
+    α   = lr·√(1-β₂ᵗ) / (1-β₁ᵗ)                   (L384-386)
+    u   = f_meta·m   if sign(W_h)·m > 0   else m  (L389-390, L397-399: the step moves W_h toward 0)
+    W_h ← W_h - α·u/d,     f_meta = 1 - tanh²(m_meta·|W_h|)          (L397)
 
-``m_meta = 0`` gives f_meta ≡ 1: exactly binarised Adam (``torch.optim.Adam`` on W_h). Laborieux's code
-puts ε before the bias correction (ε·√(1-β₂ᵗ)); we follow torch.optim.Adam / Kingma & Ba Alg. 1 so that
-the m = 0 reduction is exact; the difference only matters for |g| ≲ ε. ``grad_clip`` (default 1e15) is a
-finiteness guard: above ~1.8e19, g² overflows float32 and Adam's state becomes inf.
+The consolidation test uses m *after* its update and W_h *before* the step, as there. ``eps_mode="torch"``
+puts ε after the bias correction, as ``torch.optim.Adam`` / Kingma & Ba Alg. 1 do::
+
+    d = √v / √(1-β₂ᵗ) + ε,     α = lr / (1-β₁ᵗ)
+
+The two differ only in where ε sits: "adam_meta" is the torch form with ε_t = ε/√(1-β₂ᵗ) (≈ 31.6·ε at
+t = 1, → ε as t grows), so they differ wherever |g| ≲ ε_t, most of all in the first steps of each task
+when the optimiser restarts. "torch" is kept as a named option because the runs in results/README.md
+(§9's ε study among them) were made with it; with ``m_meta = 0`` it is exactly ``torch.optim.Adam`` on
+W_h (bit for bit, torch backend), and "adam_meta" with m_meta = 0 is the authors' plain Adam (their bias
+branch, L394-395).
+
+sign(0): the authors' ``torch.sign`` gives 0 (a zero binary weight, consolidation condition false); here
+**sign(0) = +1** (also for -0.0), so the effective weight is always ±1, the two states of a binary
+device. The update is unaffected: at W_h = 0, f_meta = 1 - tanh²(0) = 1 and both branches give u = m.
+Only the forward value of a synapse whose W_h is exactly 0 differs — measure-zero for the continuous
+init (of order 2⁻²⁴ per synapse for a float32 uniform draw) and for the steps that follow.
+
+``grad_clip`` (default 1e15, absent from their code) only guards finiteness: above ~1.8e19, g²
+overflows float32 and Adam's state becomes inf; gradients with |g + wd·W_h| ≤ grad_clip are untouched.
 
 Kernel: one pass, branch-free (the consolidation test is a select), ``error_model='numpy'``; f_meta is
 evaluated as sech²(x) = 4e/(1+e)², e = exp(-2|x|) with a vectorisable exp (``_kernels.sech2``, rel.
-error < 3e-7, no 1 - tanh² cancellation) — measured faster here than a rational tanh (no SVML, so
-``math.tanh`` would be a scalar libm call). The torch reference uses ``torch.tanh``.
+error < 3e-7, no 1 - tanh² cancellation), faster here than a rational tanh (no SVML, so ``math.tanh``
+would be a scalar libm call). The torch reference uses ``torch.tanh``. Both backends take the same
+per-step scalars from ``_scalars`` (the ε placement is chosen there: for "adam_meta" the kernel's
+``bc2_sqrt`` is 1 and the step size carries √(1-β₂ᵗ)).
 """
 from __future__ import annotations
 
@@ -36,21 +58,42 @@ from .base import Backend, SynapseModel, check_range
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 
+EPS_MODES = ("adam_meta", "torch")
+INITS = ("uniform", "gauss")
+
 
 @dataclass(frozen=True)
 class MetaplasticBinaryParams:
-    """Parameters of :class:`MetaplasticBinary` (defaults: Laborieux et al. 2021, permuted MNIST:
-    Adam lr 0.005, m = 1.3, Gaussian init of width 0.01)."""
+    """Parameters of :class:`MetaplasticBinary`. Defaults follow the authors' code (commit 5351570,
+    ``Continual_Learning_Fig-2abcdefgh-3abcd-5cde/``) and their README's permuted-MNIST command:
+
+    * ``lr = 0.005`` — main.py L27 (``--lr`` default; README commands pass ``--lr 0.005``).
+    * ``betas = (0.9, 0.999)``, ``eps = 1e-8`` — ``Adam_meta.__init__`` defaults, models_utils.py L308
+      (main.py L215 passes neither).
+    * ``eps_mode = "adam_meta"`` — ε before the bias correction, models_utils.py L381, L384-386;
+      ``"torch"``: torch.optim.Adam's placement (module docstring).
+    * ``m = 1.35`` — README, Fig. 2(d) command ``--meta 1.35`` (main.py's own ``--meta`` default,
+      L31, is 0.0: no metaplasticity).
+    * ``weight_decay = 0.0`` — main.py L38 (``--decay`` default); the README's Fig. 2 commands pass
+      ``--decay 1e-7``, its Fig. 3 ones 1e-8. Applied as models_utils.py L369-370.
+    * ``init = "uniform"``, ``init_scale = 0.1`` — main.py L39-40 (``--init uniform``,
+      ``--init-width 0.1``), used by ``BNN`` at models_utils.py L111-114: "uniform" draws
+      U(-init_scale/2, init_scale/2) (so U(-0.05, 0.05) by default), "gauss" draws N(0, init_scale²).
+    * ``reset_at_task = True`` — main.py L213-215 builds a fresh ``Adam_meta`` for every task, so
+      ``task_boundary()`` zeroes m, v and t (W_h is kept); False keeps them across tasks.
+    * ``grad_clip = 1e15`` — ours (finiteness guard; not in their code).
+    """
 
     lr: float = 0.005
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
-    m: float = 1.3
+    eps_mode: str = "adam_meta"
+    m: float = 1.35
     weight_decay: float = 0.0
-    init_scale: float = 0.01
+    init: str = "uniform"
+    init_scale: float = 0.1
     grad_clip: float = 1e15
-    reset_at_task: bool = False  # task_boundary() zeroes m, v and t (the paper's code builds a new
-    #                              Adam_meta for every task); False keeps them across tasks
+    reset_at_task: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -60,8 +103,12 @@ class MetaplasticBinaryParams:
                            for b in self.betas)):
             raise ValueError(f"MetaplasticBinaryParams.betas must be a pair of numbers in [0, 1), got {self.betas!r}")
         check_range(self, "eps", 0.0, None, lo_open=True)
+        if self.eps_mode not in EPS_MODES:
+            raise ValueError(f"MetaplasticBinaryParams.eps_mode must be one of {EPS_MODES}, got {self.eps_mode!r}")
         check_range(self, "m", 0.0, None)
         check_range(self, "weight_decay", 0.0, None)
+        if self.init not in INITS:
+            raise ValueError(f"MetaplasticBinaryParams.init must be one of {INITS}, got {self.init!r}")
         check_range(self, "init_scale", 0.0, None)
         check_range(self, "grad_clip", 0.0, 1e19, lo_open=True)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -87,7 +134,9 @@ def _meta_elem(w, m, v, g, step_size, b1c, b2, b2c, bc2_sqrt, eps, meta, wd, gcl
 
 @njit(**NJIT)
 def metaplastic_kernel(w, m, v, g, step_size, b1c, b2, b2c, bc2_sqrt, eps, meta, wd, gclip):
-    """In place on flat float32 arrays: one ``Adam_meta`` step (serial)."""
+    """In place on flat float32 arrays: one ``Adam_meta`` step (serial), denominator
+    ``√v / bc2_sqrt + eps`` and step ``step_size`` (``MetaplasticBinary._scalars`` picks them per
+    ``eps_mode``; ``b1c = 1-β₁``, ``b2c = 1-β₂``)."""
     for i in range(w.size):
         a, b, c = _meta_elem(w[i], m[i], v[i], g[i], step_size, b1c, b2, b2c, bc2_sqrt, eps, meta, wd, gclip)
         w[i] = a
@@ -109,7 +158,7 @@ def metaplastic_kernel_parallel(w, m, v, g, step_size, b1c, b2, b2c, bc2_sqrt, e
 def metaplastic_step_torch(w: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
                            step_size: float, beta1: float, beta2: float, bc2_sqrt: float, eps: float,
                            meta: float, wd: float, gclip: float) -> None:
-    """Reference ``Adam_meta`` step in place (any device), same equations as the kernel."""
+    """Reference ``Adam_meta`` step in place (any device), same equations and scalars as the kernel."""
     if wd != 0.0:
         g = g.add(w, alpha=wd)
     g = g.clamp(-gclip, gclip)
@@ -123,10 +172,13 @@ def metaplastic_step_torch(w: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g:
 
 
 class MetaplasticBinary(SynapseModel):
-    """Binary synapse ``sign(W_h)`` with Laborieux's metaplastic Adam on the hidden weight ``W_h``.
+    """Binary synapse ``sign(W_h)`` (sign(0) = +1) with Laborieux et al.'s metaplastic Adam
+    (``Adam_meta``) on the hidden weight ``W_h``; equations and defaults in the module docstring and
+    :class:`MetaplasticBinaryParams`.
 
     State buffers: ``hidden_weight`` (W_h), ``exp_avg`` (m), ``exp_avg_sq`` (v), ``step`` (t).
-    ``parallel=True`` runs the multithreaded Numba kernel.
+    ``parallel=True`` runs the multithreaded Numba kernel. Monte-Carlo ``accumulate()`` uses the base
+    class's default (the summed per-sample gradients feed one ordinary step).
     """
 
     def __init__(self, shape: tuple[int, ...] | torch.Size,
@@ -138,13 +190,18 @@ class MetaplasticBinary(SynapseModel):
         super().__init__(shape, params, backend)
         self.parallel = bool(parallel)
         gen = torch.Generator().manual_seed(params.seed)
-        self.register_buffer("hidden_weight", torch.randn(self.shape, generator=gen) * params.init_scale)
+        if params.init == "uniform":   # models_utils.py L113-114: uniform_(a=-width/2, b=width/2)
+            w_h = torch.empty(self.shape).uniform_(-params.init_scale / 2, params.init_scale / 2, generator=gen)
+        else:                          # models_utils.py L111-112: normal_(mean=0, std=width)
+            w_h = torch.randn(self.shape, generator=gen) * params.init_scale
+        self.register_buffer("hidden_weight", w_h)
         self.register_buffer("exp_avg", torch.zeros(self.shape))
         self.register_buffer("exp_avg_sq", torch.zeros(self.shape))
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
     def _compute_weight(self, sample: bool) -> torch.Tensor:
-        """sign(W_h) with sign(0) = +1 (deterministic; ``sample`` is ignored)."""
+        """sign(W_h) with sign(0) = +1 (the authors' torch.sign gives 0; see the module docstring).
+        Deterministic; ``sample`` is ignored."""
         h = self.hidden_weight  # (h >= 0)·2 − 1: same values as where(h >= 0, 1, −1), ~8× faster on CPU
         return (h >= 0).to(h.dtype).mul_(2.0).sub_(1.0)
 
@@ -153,8 +210,9 @@ class MetaplasticBinary(SynapseModel):
         return self.hidden_weight
 
     def task_boundary(self) -> None:
-        """With ``reset_at_task``: Adam's moments and step count restart (m = v = 0, t = 0), as a fresh
-        optimiser per task does in Laborieux et al.'s code; W_h — the memory — is kept."""
+        """With ``reset_at_task`` (default): Adam's moments and step count restart (m = v = 0, t = 0),
+        as the fresh ``Adam_meta`` built for every task does in the authors' main.py (L213-215); W_h —
+        the memory — is kept."""
         if self.params.reset_at_task:
             self.exp_avg.zero_()
             self.exp_avg_sq.zero_()
@@ -165,30 +223,35 @@ class MetaplasticBinary(SynapseModel):
         return 1.0 - torch.tanh(self.params.m * self.hidden_weight.abs()).square()
 
     def _scalars(self) -> tuple[float, ...]:
+        """Advance t; return (step_size, β₁, β₂, bc2_sqrt, ε) for the denominator √v/bc2_sqrt + ε.
+        "adam_meta": bc2_sqrt = 1, step_size = lr·√(1-β₂ᵗ)/(1-β₁ᵗ) (models_utils.py L381, L384-386),
+        i.e. torch's form with ε_t = ε/√(1-β₂ᵗ); "torch": bc2_sqrt = √(1-β₂ᵗ), step_size = lr/(1-β₁ᵗ)."""
         p = self.params
         self.step += 1
         t = int(self.step.item())
         b1, b2 = p.betas
-        step_size = p.lr / (1.0 - b1 ** t)
-        bc2_sqrt = (1.0 - b2 ** t) ** 0.5
-        return step_size, b1, b2, bc2_sqrt
+        bc1 = 1.0 - b1 ** t
+        bc2_sqrt = (1.0 - b2 ** t) ** 0.5  # as before eps_mode existed: "torch" stays bit-identical
+        if p.eps_mode == "adam_meta":
+            return p.lr * bc2_sqrt / bc1, b1, b2, 1.0, p.eps
+        return p.lr / bc1, b1, b2, bc2_sqrt, p.eps
 
     def _update_torch(self, grad: torch.Tensor) -> None:
         p = self.params
-        step_size, b1, b2, bc2_sqrt = self._scalars()
+        step_size, b1, b2, bc2_sqrt, eps = self._scalars()
         metaplastic_step_torch(self.hidden_weight, self.exp_avg, self.exp_avg_sq, grad.to(self.hidden_weight.dtype),
-                               step_size, b1, b2, bc2_sqrt, p.eps, p.m, p.weight_decay, p.grad_clip)
+                               step_size, b1, b2, bc2_sqrt, eps, p.m, p.weight_decay, p.grad_clip)
 
     def _update_numba(self, grad: torch.Tensor) -> None:
         p = self.params
-        step_size, b1, b2, bc2_sqrt = self._scalars()
+        step_size, b1, b2, bc2_sqrt, eps = self._scalars()
         f = np.float32
         kern = metaplastic_kernel_parallel if self.parallel else metaplastic_kernel
         kern(np_view(self.hidden_weight, "hidden_weight"), np_view(self.exp_avg, "exp_avg"),
              np_view(self.exp_avg_sq, "exp_avg_sq"), np_view(grad, "grad"),
-             f(step_size), f(1.0 - b1), f(b2), f(1.0 - b2), f(bc2_sqrt), f(p.eps), f(p.m),
+             f(step_size), f(1.0 - b1), f(b2), f(1.0 - b2), f(bc2_sqrt), f(eps), f(p.m),
              f(p.weight_decay), f(p.grad_clip))
 
 
-__all__ = ["MetaplasticBinary", "MetaplasticBinaryParams", "metaplastic_kernel",
+__all__ = ["EPS_MODES", "INITS", "MetaplasticBinary", "MetaplasticBinaryParams", "metaplastic_kernel",
            "metaplastic_kernel_parallel", "metaplastic_step_torch"]

@@ -42,11 +42,21 @@ class SynapticOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for s in self.synapses:
-            if s.weight.grad is not None:
+            if s.n_accumulated > 0:
+                s.update()
+            elif s.weight.grad is not None:
                 s.update(s.weight.grad)
         if self.inner is not None:
             self.inner.step()
         return loss
+
+    def accumulate_sample(self) -> None:
+        """After the backward pass of one Monte-Carlo weight sample (loss scaled by 1/S): every
+        synapse model with a gradient adds its per-sample statistics (``SynapseModel.accumulate``);
+        ordinary parameters keep accumulating ``.grad`` as usual. ``step()`` then uses the sums."""
+        for s in self.synapses:
+            if s.weight.grad is not None:
+                s.accumulate()
 
     def state_dict(self) -> dict:  # synapse state lives in the model's state_dict
         return {"inner": self.inner.state_dict() if self.inner is not None else None}

@@ -1,4 +1,5 @@
-"""BayesianBinary (BayesBiNN, Meng et al. 2020): kernel ≡ reference, paper update, samples, prior."""
+"""BayesianBinary (BayesBiNN, Meng et al. 2020): kernel ≡ reference, paper update, samples, prior.
+The step-by-step comparison with the authors' code is tests/synapses/test_authors_code_bayesbinn.py."""
 import numpy as np
 import pytest
 import torch
@@ -22,6 +23,7 @@ def test_kernel_matches_reference(beta, train):
         b.update(g)
     torch.testing.assert_close(a.lam, b.lam, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(a.momentum, b.momentum, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(a.lam_mu, b.lam_mu, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
@@ -42,21 +44,28 @@ def test_paper_update_beta0(backend):
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_momentum_update_matches_reference_code_form(backend):
-    """m ← βm + (1-β)(N s g + r(λ-λ_prior)); λ ← λ - lr·m/(1-βᵗ), two steps."""
-    p = BayesianBinaryParams(lambda_init=0.3, lambda_std=0.3, lr=0.02, beta=0.8, reweight=0.5, n_data=3.0)
+@pytest.mark.parametrize("lagged", [True, False])
+def test_momentum_update_matches_reference_code_form(backend, lagged):
+    """m ← βm + (1-β)(N s g + r(λ-λ_prior)); λ ← λ - lr·m/(1-βᵗ), three steps; the scale's μ is tanh of
+    the λ before the previous step (the code's lagged μ) or of the current λ (``lagged_mu=False``)."""
+    p = BayesianBinaryParams(lambda_init=0.3, lambda_std=0.3, lr=0.02, beta=0.8, reweight=0.5, n_data=3.0,
+                             tau=1.0, lagged_mu=lagged)
     s = BayesianBinary((500,), p, backend=backend)
     lam = s.lam.double().numpy().copy()
+    lam_mu = lam.copy()
     m = np.zeros_like(lam)
     rng = np.random.default_rng(3)
-    for t in (1, 2):
+    for t in (1, 2, 3):
         w = s.effective_weight().detach().double().numpy().copy()
         g = rng.standard_normal(500).astype(np.float32)
         s.update(torch.from_numpy(g))
-        sc = (1 - w ** 2 + 1e-10) / (p.tau * (1 - np.tanh(lam) ** 2 + 1e-10))
+        sc = (1 - w ** 2 + 1e-10) / (p.tau * (1 - np.tanh(lam_mu) ** 2 + 1e-10))
         m = p.beta * m + (1 - p.beta) * (p.n_data * sc * g + p.reweight * lam)
-        lam = lam - p.lr * m / (1 - p.beta ** t)
+        new = lam - p.lr * m / (1 - p.beta ** t)
+        lam_mu = lam if lagged else new
+        lam = new
     np.testing.assert_allclose(s.lam.numpy(), lam, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(s.lam_mu.numpy(), lam_mu, rtol=1e-5, atol=1e-5)
 
 
 def test_relaxed_sample_sign_is_bernoulli_sigmoid_2lambda():
@@ -78,11 +87,14 @@ def test_relaxed_sample_sign_is_bernoulli_sigmoid_2lambda():
 
 
 def test_eval_modes():
+    """"sign" (default): the code's point estimate, μ ≤ 0 → −1 (λ = 0 → −1); "mean": tanh λ."""
+    assert BayesianBinaryParams().eval_mode == "sign"
     lam = torch.tensor([-2.0, -0.1, 0.0, 0.5])
-    for mode, expected in (("mean", torch.tanh(lam)), ("sign", torch.tensor([-1.0, -1.0, 1.0, 1.0]))):
+    for mode, expected in (("mean", torch.tanh(lam)), ("sign", torch.tensor([-1.0, -1.0, -1.0, 1.0]))):
         s = BayesianBinary((4,), BayesianBinaryParams(eval_mode=mode))
         with torch.no_grad():
             s.lam.copy_(lam)
+            s.lam_mu.copy_(lam)
         s.eval()
         assert torch.equal(s.effective_weight().detach(), expected)
     n = 50_000
@@ -96,18 +108,58 @@ def test_eval_modes():
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_prior_pull_and_task_boundary(backend):
-    p = BayesianBinaryParams(lambda_init=2.0, lr=0.05)
+@pytest.mark.parametrize("reset", [False, True])
+def test_prior_pull_and_task_boundary(backend, reset):
+    """task_boundary(): λ_prior ← λ; momentum and step kept (the authors' CL script keeps its optimiser)
+    unless ``reset_at_task``."""
+    p = BayesianBinaryParams(lambda_init=2.0, lr=0.05, reset_at_task=reset)
     s = BayesianBinary(SHAPE, p, backend=backend)
     s.effective_weight()
     lam0 = s.lam.clone()
     s.update(torch.zeros(SHAPE))                # no data: λ ← (1 - lr·r)λ toward λ_prior = 0
     torch.testing.assert_close(s.lam, (1 - p.lr) * lam0)
+    m = s.momentum.clone()
     s.task_boundary()
-    assert torch.equal(s.lam_prior, s.lam) and int(s.step) == 0 and torch.count_nonzero(s.momentum) == 0
+    assert torch.equal(s.lam_prior, s.lam)
+    if reset:
+        assert int(s.step) == 0 and torch.count_nonzero(s.momentum) == 0
+    else:
+        assert int(s.step) == 1 and torch.equal(s.momentum, m) and torch.count_nonzero(m) > 0
     lam1 = s.lam.clone()
     for _ in range(5):
         s.update(torch.zeros(SHAPE))            # now λ = λ_prior is a fixed point
     assert torch.equal(s.lam, lam1)
     torch.testing.assert_close(s.variance(), 1 - torch.tanh(s.lam) ** 2, rtol=1e-5, atol=1e-7)
     assert s.hidden() is s.lam
+
+
+def test_lambda_is_not_clipped_at_moderate_values():
+    """λ_max is only a finiteness guard (1e30): the code's λ grows to ~1e3-1e10 through rare
+    unsaturated samples, which a clip at 100 would cut."""
+    p = BayesianBinaryParams(n_data=1e4)
+    assert p.lambda_max == 1e30
+    s = BayesianBinary((4,), p)
+    s.eval()
+    s.update(torch.tensor([-1.0, 1.0, -1e2, 1e2]))  # point-estimate step: λ −= lr·(N·g + λ)
+    assert s.lam[2] > 100.0 and s.lam[3] < -100.0
+
+
+def test_params_validation_of_the_new_options():
+    for bad in (dict(variance="float32"), dict(lagged_mu=1), dict(reset_at_task="yes"), dict(eval_mode="median"),
+                dict(lambda_init=101.0)):
+        with pytest.raises(ValueError):
+            BayesianBinaryParams(**bad)
+
+
+def test_state_dict_round_trip_and_old_checkpoints():
+    a = BayesianBinary(SHAPE, BayesianBinaryParams(n_data=100.0, lambda_std=1.0, seed=3))
+    for _ in range(3):
+        a.refresh(sample=True)
+        a.update(torch.randn(SHAPE) * 0.1)
+    b = BayesianBinary(SHAPE, BayesianBinaryParams(n_data=100.0, seed=4))
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(b.lam_mu, a.lam_mu) and not torch.equal(a.lam_mu, a.lam)
+    old = {k: v for k, v in a.state_dict().items() if k != "lam_mu"}  # saved before lam_mu existed
+    c = BayesianBinary(SHAPE, BayesianBinaryParams(n_data=100.0, seed=4))
+    c.load_state_dict(old)
+    assert torch.equal(c.lam_mu, a.lam)
