@@ -256,10 +256,12 @@ def _check_values(c: RunConfig) -> None:
         raise ValueError(f"config key 'eval_samples': must be >= 0, got {c.eval_samples}")
     if c.norm_params and c.norm != "batch":
         raise ValueError(f"config key 'norm_params': applies to norm = 'batch' only, not {c.norm!r}")
-    from ..networks.models import NORM_PARAM_KEYS
-    bad_np = set(c.norm_params) - set(NORM_PARAM_KEYS)
-    if bad_np:
-        raise ValueError(f"config key 'norm_params.{sorted(bad_np)[0]}': unknown (known: {', '.join(NORM_PARAM_KEYS)})")
+    from ..networks.models import check_norm_params
+    try:
+        check_norm_params(c.norm_params)
+    except ValueError as e:
+        key, _, rest = str(e).partition(": ")
+        raise ValueError(f"config key '{key}': {rest}") from e
     if c.norm_carry and not (c.scenario == "task" and c.task_il == "norm"):
         raise ValueError("config key 'norm_carry': needs scenario = 'task' with task_il = 'norm' (per-task norm sets)")
     if c.input_norm == "standardize" and (c.encoding != "direct" or c.stream == "split-nmnist"):

@@ -8,10 +8,13 @@ Loop (``run_stream``)::
         reseed every generator from (seed, i)                          (resume-exact)
         plugin.before_task
         for each epoch, mini-batch:  L = CE(net(x, task_arg), y) + plugin.extra_loss(net)
+            (CE averaged or summed over the batch and, with S Monte-Carlo weight samples per step,
+            averaged over S forward passes — one pass with stacked weights for non-spiking MLPs)
             backward; plugin.after_backward; optimiser.step (synapse models' own fused updates +
             torch optimiser on ordinary parameters); plugin.after_step
         plugin.after_task (e.g. EWC's Fisher); SynapseModel.task_boundary() for every synapse model
-        R[i, j] ← accuracy on every task j;  costs; histograms of the hidden variable
+        R[i, j] ← accuracy on every task j (point estimate, or an ensemble of eval_samples synapse draws)
+        costs; histograms of the hidden variable
         results.json + checkpoint.pt (atomic)
 
 Data order and rate-code noise come from generators seeded by (seed, task, epoch), and all global
@@ -418,7 +421,8 @@ def train_task(model: nn.Module, opt: torch.optim.Optimizer, plugin: Plugin, tas
     lr_base: dict[int, float] = {}
     syn = [m for m in model.modules() if isinstance(m, SynapseModel)]
     stacked = (n_mc > 1 and c.neuron != "lif" and c.norm == "none" and c.network == "mlp" and bool(syn)
-               and all(s.SAMPLE_BATCH for s in syn))  # all S samples in one pass (weights [S, out, in])
+               and c.plugin == "naive" and all(s.SAMPLE_BATCH for s in syn))
+    # ^ all S samples in one pass (weights [S, out, in]); plugins read single weights, so they use the loop
     for s in syn if stacked else []:
         s.set_mc_samples(n_mc)
     total, n = 0.0, 0
@@ -450,6 +454,8 @@ def train_task(model: nn.Module, opt: torch.optim.Optimizer, plugin: Plugin, tas
                     if n_mc > 1:
                         opt.accumulate_sample()
                     lv += float(loss.detach()) / n_mc
+                if n_mc > 1 and not stacked:
+                    opt.finish_samples()
                 if not math.isfinite(lv):
                     raise RuntimeError(f"task {step_id} ({task.name}), epoch {epoch}, step {n}: loss is {lv}")
                 plugin.after_backward(model)

@@ -121,19 +121,25 @@ def _check_factories(synapse, n: int, who: str) -> list[SynapseFactory | None]:
     raise TypeError(f"{who}: synapse must be None, a factory or a list of factories, got {type(synapse).__name__}")
 
 
+def check_norm_params(norm_params: dict | None, where: str = "norm_params") -> None:
+    """Keys and values of ``norm_params`` (``nn.BatchNorm`` keyword arguments); ``ValueError`` naming
+    ``where.<key>``."""
+    for k, v in (norm_params or {}).items():
+        if k not in NORM_PARAM_KEYS:
+            raise ValueError(f"{where}.{k}: unknown key (allowed: {', '.join(NORM_PARAM_KEYS)})")
+        if k in ("affine", "track_running_stats") and not isinstance(v, bool):
+            raise ValueError(f"{where}.{k}: must be a bool, got {v!r}")
+        if k == "eps" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1):
+            raise ValueError(f"{where}.eps: must be a number in (0, 1), got {v!r}")
+        if k == "momentum" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1):
+            raise ValueError(f"{where}.momentum: must be a number in (0, 1], got {v!r}")
+
+
 def _check_common(who: str, reset: str, norm, n_norm_sets: int, heads: int, output: str,
                   beta, threshold, neuron: str = "lif", norm_params: dict | None = None) -> None:
     if neuron not in NEURONS:
         raise ValueError(f"{who}: neuron must be one of {NEURONS}, got {neuron!r}")
-    for k, v in (norm_params or {}).items():
-        if k not in NORM_PARAM_KEYS:
-            raise ValueError(f"{who}: norm_params key {k!r} unknown (allowed: {', '.join(NORM_PARAM_KEYS)})")
-        if k in ("affine", "track_running_stats") and not isinstance(v, bool):
-            raise ValueError(f"{who}: norm_params.{k} must be a bool, got {v!r}")
-        if k == "eps" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1):
-            raise ValueError(f"{who}: norm_params.eps must be a number in (0, 1), got {v!r}")
-        if k == "momentum" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1):
-            raise ValueError(f"{who}: norm_params.momentum must be a number in (0, 1], got {v!r}")
+    check_norm_params(norm_params, f"{who}: norm_params")
     if norm_params and norm != "batch":
         raise ValueError(f"{who}: norm_params apply to norm='batch' only (norm is {norm!r})")
     if reset not in RESETS[:2]:

@@ -79,6 +79,7 @@ class SynapseModel(nn.Module):
         self._stale = True
         self._acc: list[torch.Tensor] | None = None  # running sums of _sample_stats over MC samples
         self._n_acc = 0
+        self._grad_sum: torch.Tensor | None = None  # Σ ∂L/∂w over the accumulated samples
         self.mc_samples = 0  # > 0: training refreshes draw that many samples at once, weight [S, *shape]
 
     # ---- to implement -------------------------------------------------------------------------
@@ -204,6 +205,11 @@ class SynapseModel(nn.Module):
             raise ValueError(f"{type(self).__name__}.{who}: gradient contains NaN or inf; state left untouched")
         return grad
 
+    def accumulated_grad(self) -> torch.Tensor | None:
+        """Σ ∂L/∂w over the samples accumulated since the last update (the mean gradient when each
+        sample's loss was scaled by 1/S), or None."""
+        return self._grad_sum
+
     @property
     def n_accumulated(self) -> int:
         """Monte-Carlo samples accumulated since the last ``update()``."""
@@ -217,9 +223,11 @@ class SynapseModel(nn.Module):
             stats = self._sample_stats(grad)
             if self._acc is None:
                 self._acc = [t.detach().clone() for t in stats]
+                self._grad_sum = grad.clone()
             else:
                 for a, t in zip(self._acc, stats):
                     a.add_(t)
+                self._grad_sum.add_(grad)
         self._n_acc += 1
         self.weight.grad = None
         self._stale = True
@@ -227,11 +235,9 @@ class SynapseModel(nn.Module):
     def update(self, grad: torch.Tensor | None = None) -> None:
         """One optimisation step from ∂L/∂w_eff (default: ``self.weight.grad``), in place; after
         ``accumulate()`` calls and with no ``grad``, one step on the accumulated sample statistics."""
-        if grad is None and self._n_acc > 0:
-            if self.weight.grad is not None:  # a last sample not yet accumulated
-                self.accumulate()
+        if grad is None and self._n_acc > 0:  # weight.grad, if set, is the summed gradient (for plugins)
             stats = tuple(self._acc or ())
-            self._acc, self._n_acc = None, 0
+            self._acc, self._n_acc, self._grad_sum = None, 0, None
             with torch.no_grad():
                 self._update_stats(stats)
             self._stale = True

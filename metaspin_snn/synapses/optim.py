@@ -58,6 +58,14 @@ class SynapticOptimizer(torch.optim.Optimizer):
             if s.weight.grad is not None:
                 s.accumulate()
 
+    def finish_samples(self) -> None:
+        """After the last Monte-Carlo sample: every synapse model's ``weight.grad`` ← the summed
+        (= mean, with 1/S-scaled losses) gradient, so plugins that read ∂L/∂w (SI's path integral)
+        see it; ``step()`` still steps on the accumulated statistics."""
+        for s in self.synapses:
+            if s.n_accumulated > 0:
+                s.weight.grad = s.accumulated_grad().clone()
+
     def state_dict(self) -> dict:  # synapse state lives in the model's state_dict
         return {"inner": self.inner.state_dict() if self.inner is not None else None}
 
