@@ -95,6 +95,8 @@ def _load(kind: str, method: str) -> list[dict]:
                     rows.append({"seed": r["seed"], "matrix": m.tolist(), "acc": float(m[-1].mean())})
     else:
         for f in sorted((ROOT / "authors").glob(f"{method}-seed*.json")):
+            if not f.stem[len(method) + 5:].isdigit():  # e.g. mesu-seed1000-accuracy.json: raw output
+                continue
             r = json.loads(f.read_text())
             m = np.asarray([[np.nan if v is None else v for v in row] for row in r["matrix"]], dtype=float)
             rows.append({"seed": r.get("seed", f.stem.split("seed")[-1]), "matrix": m.tolist(),
@@ -103,8 +105,12 @@ def _load(kind: str, method: str) -> list[dict]:
 
 
 def _mean_std(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Entry-wise mean and std over seeds (NaN where a side did not evaluate, e.g. BayesBiNN's future tasks)."""
+    import warnings
     mats = np.asarray([r["matrix"] for r in rows], dtype=float)
-    return np.nanmean(mats, 0), (np.nanstd(mats, 0, ddof=1) if len(rows) > 1 else np.zeros(mats.shape[1:]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(mats, 0), (np.nanstd(mats, 0, ddof=1) if len(rows) > 1 else np.zeros(mats.shape[1:]))
 
 
 def _clean(a: np.ndarray) -> list:
