@@ -64,7 +64,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", choices=("task", "domain", "class"), help="van de Ven & Tolias scenario")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--device", type=str, help="cpu (default), cuda, cuda:N or auto")
-    parser.add_argument("--out", type=str, help="output directory (default results/<name>)")
+    parser.add_argument("--out", type=str, help="output directory (default runs/<name>, untracked; results/ holds the published tables)")
     parser.add_argument("--quick", action="store_true", help="small, fast version (minutes on 2 cores)")
     parser.add_argument("--data-root", type=str, help="folder holding mnist/ and nmnist-small/")
     parser.add_argument("--sequence-dirs", nargs="+", help="MNIST-format directories, one per task (sequence)")
@@ -155,7 +155,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     base.update(o)
     if base.get("stream") == "sequence" and "sequence_dirs" not in base:
         raise ValueError("run sequence: give the datasets with --sequence-dirs DIR [DIR ...]")
-    root = Path(args.out) if args.out else Path("results") / (args.target + ("-quick" if args.quick else ""))
+    root = Path(args.out) if args.out else Path("runs") / (args.target + ("-quick" if args.quick else ""))
     if o.get("learner") == "online":  # one OnlineSNN run: one pass per task, T = 25 rate-coded steps
         if "synapse" in o or m is not None or user_sp:
             raise ValueError("--learner online: uses its own plasticity rule; set it with "
@@ -164,7 +164,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         if args.quick:
             on.update(train_subset=o.get("train_subset", 1000), test_subset=o.get("test_subset", 1000))
         rule = o.get("online_params", {}).get("rule", "pmp")
-        out = args.out or str(Path("results") / f"{args.target}-online{'-quick' if args.quick else ''}")
+        out = args.out or str(Path("runs") / f"{args.target}-online{'-quick' if args.quick else ''}")
         return [RunConfig.from_dict({**on, "name": f"online-{rule}", "out": out})]
     if "synapse" in o or "plugin" in o:
         syn = o.get("synapse", "metaplastic" if m is not None else "real")
