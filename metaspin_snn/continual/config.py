@@ -254,11 +254,9 @@ def _check_values(c: RunConfig) -> None:
     _positive(c, "train_samples", allow_none=True)
     if c.eval_samples is not None and c.eval_samples < 0:
         raise ValueError(f"config key 'eval_samples': must be >= 0, got {c.eval_samples}")
-    if c.norm_params and c.norm != "batch":
-        raise ValueError(f"config key 'norm_params': applies to norm = 'batch' only, not {c.norm!r}")
     from ..networks.models import check_norm_params
     try:
-        check_norm_params(c.norm_params)
+        check_norm_params(c.norm_params, c.norm)
     except ValueError as e:
         key, _, rest = str(e).partition(": ")
         raise ValueError(f"config key '{key}': {rest}") from e

@@ -121,9 +121,11 @@ def _check_factories(synapse, n: int, who: str) -> list[SynapseFactory | None]:
     raise TypeError(f"{who}: synapse must be None, a factory or a list of factories, got {type(synapse).__name__}")
 
 
-def check_norm_params(norm_params: dict | None, where: str = "norm_params") -> None:
-    """Keys and values of ``norm_params`` (``nn.BatchNorm`` keyword arguments); ``ValueError`` naming
-    ``where.<key>``."""
+def check_norm_params(norm_params: dict | None, norm: str | None, where: str = "norm_params") -> None:
+    """Keys and values of ``norm_params`` (``nn.BatchNorm`` keyword arguments, so ``norm`` must be
+    batch norm); ``ValueError`` naming ``where`` or ``where.<key>``."""
+    if norm_params and norm != "batch":
+        raise ValueError(f"{where}: applies to norm = 'batch' only, not {norm!r}")
     for k, v in (norm_params or {}).items():
         if k not in NORM_PARAM_KEYS:
             raise ValueError(f"{where}.{k}: unknown key (allowed: {', '.join(NORM_PARAM_KEYS)})")
@@ -139,9 +141,7 @@ def _check_common(who: str, reset: str, norm, n_norm_sets: int, heads: int, outp
                   beta, threshold, neuron: str = "lif", norm_params: dict | None = None) -> None:
     if neuron not in NEURONS:
         raise ValueError(f"{who}: neuron must be one of {NEURONS}, got {neuron!r}")
-    check_norm_params(norm_params, f"{who}: norm_params")
-    if norm_params and norm != "batch":
-        raise ValueError(f"{who}: norm_params apply to norm='batch' only (norm is {norm!r})")
+    check_norm_params(norm_params, norm, f"{who}: norm_params")
     if reset not in RESETS[:2]:
         raise ValueError(f"{who}: reset must be 'zero' or 'subtract', got {reset!r}")
     if norm not in NORMS:
@@ -276,24 +276,23 @@ class _SpikingNet(nn.Module):
         S stacked synapse samples (``SynapseModel.set_mc_samples``) activations are ``[S, T·B, n]``
         and logits ``[S, B, C]``, one network per sample."""
         act = _activation(self.neuron)
+        n_st = len(self.stages)
+        stacked = any(st.layers[head if i == n_st - 1 else 0].raw_weight().dim() == 3  # [S, out, in] samples
+                      for i, st in enumerate(self.stages))
+        if stacked and (self.norm is not None or any(st.kind != "linear" for st in self.stages)):
+            raise ValueError(f"{type(self).__name__}: stacked synapse samples need a linear network "
+                             "without normalisation")
         h = x.reshape(T * B, *x.shape[2:])
         counts = []
-        n_st = len(self.stages)
         for i, st in enumerate(self.stages):
             hd = head if i == n_st - 1 else 0
-            hin = h if h.dim() == 3 and st.kind == "linear" else self._stage_input(st, h)
+            hin = h if h.dim() == 3 else self._stage_input(st, h)
             cur = st.current(hin, hd, nset, False if st.kind == "linear" else None)
-            lead = cur.shape[:-1] if cur.dim() == 3 else ()
-            if cur.dim() == 3 and (self.norm is not None or st.kind != "linear"):
-                raise ValueError(f"{type(self).__name__}: stacked synapse samples need a linear network "
-                                 "without normalisation")
-            shape = (cur.shape[0], T, B, -1) if lead else (T, B, -1)
-            if i < n_st - 1:
-                h = act(cur)
-                counts.append(h.reshape(shape).sum(-3).mean(0) if lead else h.reshape(shape).sum(0))
-            else:
-                out = cur.reshape(shape)
-                counts.append(out.sum(-3).mean(0) if lead else out.sum(0))
+            shape = (cur.shape[0], T, B, -1) if cur.dim() == 3 else (T, B, -1)
+            z = act(cur) if i < n_st - 1 else cur
+            counts.append(z.reshape(shape).sum(-3).mean(0) if cur.dim() == 3 else z.reshape(shape).sum(0))
+            h = z
+        out = h.reshape(shape)
         final = [torch.zeros(B, *st.out_shape, dtype=x.dtype, device=x.device) for st in self.stages]
         return NetOutput(logits=out.mean(-3), spikes=counts, membrane=None, out_spikes=None, state=final)
 

@@ -120,8 +120,7 @@ def _mc_forward(model: nn.Module, x: torch.Tensor, task: int | None, samples: in
         out = model(x, task=task)
         z = out.logits if average == "logits" else F.log_softmax(out.logits, dim=1)
         acc_logits = z if acc_logits is None else acc_logits + z
-        sp = [c for c in out.spikes]
-        acc_spikes = sp if acc_spikes is None else [a + b for a, b in zip(acc_spikes, sp)]
+        acc_spikes = list(out.spikes) if acc_spikes is None else [a + b for a, b in zip(acc_spikes, out.spikes)]
     for s in syn:
         s._stale = True  # the next pass rebuilds its weight in the usual way
     out.logits = acc_logits / samples

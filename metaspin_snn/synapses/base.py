@@ -108,7 +108,10 @@ class SynapseModel(nn.Module):
     def _update_stats(self, stats: tuple[torch.Tensor, ...]) -> None:
         """One step from the summed ``_sample_stats`` of the accumulated samples (default: the
         ordinary update on the summed gradient)."""
-        grad = stats[0]
+        self._update_grad(stats[0])
+
+    def _update_grad(self, grad: torch.Tensor) -> None:
+        """The backend dispatch of one step from ∂L/∂w: the fused kernel or the torch reference."""
         if self.use_numba(grad):
             self._update_numba(grad.contiguous())
         else:
@@ -238,21 +241,15 @@ class SynapseModel(nn.Module):
         if grad is None and self._n_acc > 0:  # weight.grad, if set, is the summed gradient (for plugins)
             stats = tuple(self._acc or ())
             self._acc, self._n_acc, self._grad_sum = None, 0, None
-            with torch.no_grad():
-                self._update_stats(stats)
-            self._stale = True
-            return
-        grad = self._checked_grad(grad, "update")
-        if grad.dim() == len(self.shape) + 1:  # a stacked batch of mc_samples samples
-            with torch.no_grad():
-                self._update_stats(tuple(t.sum(0) for t in self._sample_stats(grad)))
-            self._stale = True
-            return
+        else:
+            grad = self._checked_grad(grad, "update")
+            stacked = grad.dim() == len(self.shape) + 1  # a stacked batch of mc_samples samples
+            stats = tuple(t.sum(0) for t in self._sample_stats(grad)) if stacked else None
         with torch.no_grad():
-            if self.use_numba(grad):
-                self._update_numba(grad.contiguous())
+            if stats is None:
+                self._update_grad(grad)
             else:
-                self._update_torch(grad)
+                self._update_stats(stats)
         self._stale = True
 
     def extra_repr(self) -> str:

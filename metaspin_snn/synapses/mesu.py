@@ -203,23 +203,30 @@ class MESU(SynapseModel):
 
     def _update_stats(self, stats: tuple[torch.Tensor, ...]) -> None:
         gmu, gsig = stats
-        p = self.params
         if self.use_numba(gmu):
-            f = np.float32
-            kern = mesu_kernel_parallel if self.parallel else mesu_kernel
-            kern(np_view(self.mu, "mu"), np_view(self.sigma, "sigma"), np_view(gmu.contiguous(), "grad_mu"),
-                 np_view(gsig.contiguous(), "grad_sigma"), np_view(self.mu_prior, "mu_prior"),
-                 np_view(self.sigma_prior, "sigma_prior"),
-                 f(p.lr_mu), f(p.lr_sigma), f(p.N), f(p.sigma_min), f(p.sigma_max), f(p.mu_max))
+            self._step_numba(gmu, gsig)
         else:
-            mesu_step_torch(self.mu, self.sigma, gmu, gsig, self.mu_prior, self.sigma_prior,
-                            p.lr_mu, p.lr_sigma, p.N, p.sigma_min, p.sigma_max, p.mu_max)
+            self._step_torch(gmu, gsig)
+
+    def _step_numba(self, gmu: torch.Tensor, gsig: torch.Tensor) -> None:
+        p = self.params
+        f = np.float32
+        kern = mesu_kernel_parallel if self.parallel else mesu_kernel
+        kern(np_view(self.mu, "mu"), np_view(self.sigma, "sigma"), np_view(gmu.contiguous(), "grad_mu"),
+             np_view(gsig.contiguous(), "grad_sigma"), np_view(self.mu_prior, "mu_prior"),
+             np_view(self.sigma_prior, "sigma_prior"),
+             f(p.lr_mu), f(p.lr_sigma), f(p.N), f(p.sigma_min), f(p.sigma_max), f(p.mu_max))
+
+    def _step_torch(self, gmu: torch.Tensor, gsig: torch.Tensor) -> None:
+        p = self.params
+        mesu_step_torch(self.mu, self.sigma, gmu, gsig, self.mu_prior, self.sigma_prior,
+                        p.lr_mu, p.lr_sigma, p.N, p.sigma_min, p.sigma_max, p.mu_max)
 
     def _update_torch(self, grad: torch.Tensor) -> None:
-        self._update_stats(self._sample_stats(grad))
+        self._step_torch(*self._sample_stats(grad))
 
     def _update_numba(self, grad: torch.Tensor) -> None:
-        self._update_stats(self._sample_stats(grad))
+        self._step_numba(*self._sample_stats(grad))
 
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}
