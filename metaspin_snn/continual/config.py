@@ -17,13 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .plugins import PLUGIN_PARAMS, make_plugin
+from ..data.encoding import ENCODINGS
+from ..networks.builder import ARCHS
+from ..networks.models import NET_RESETS, NEURONS, OUTPUTS
+from ..networks.models import NORMS as _NET_NORMS
+from ..networks.training import EVAL_AVERAGES, OPTIMIZERS, REDUCTIONS
+from ..synapses.registry import BUILTIN_SYNAPSES, check_synapse_name
+from .loggers import LOGGERS
+from .plugins import PLUGINS, make_plugins
+from .scenarios import SCENARIOS, TASK_IL_MODES
 
 STREAMS = ("pmnist", "split-mnist", "sequence", "rotated", "stream", "split-nmnist")
-SCENARIOS = ("task", "domain", "class")
-SYNAPSES = ("real", "metaplastic", "mesu", "bayesbinn", "mtj", "magnetoionic")
-ENCODINGS = ("direct", "rate", "latency")
-NORMS = ("none", "batch", "layer")
+SYNAPSES = BUILTIN_SYNAPSES  # plus registered names and 'package.module:Class' (synapses.registry)
+NORMS = ("none", *(n for n in _NET_NORMS if n is not None))
+LEARNERS = ("bptt", "online")
+REFERENCES = ("first_task", "single_task", "none")
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,9 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"                # cpu | cuda | cuda:N | auto (cuda when available); not part of resume checks
     # bookkeeping
-    out: str = "results/run"
+    out: str | None = None             # output folder (None: runs/<name>/<UTC time>-<config hash>/)
+    loggers: tuple[str, ...] = ("csv", "console")  # csv | tensorboard | console (one line per epoch off a terminal)
+    log_every: int = 50                # steps between rows of steps.csv
     reference: str = "first_task"      # intransigence reference: first_task | single_task | none
     checkpoint: bool = True
     hist_bins: int = 60
@@ -131,7 +141,7 @@ class RunConfig:
     def comparable(self) -> dict[str, Any]:
         """The fields that define the numbers of a run (for resume checks): all but output/UI ones."""
         d = self.to_dict()
-        for k in ("out", "progress", "checkpoint", "name", "device"):
+        for k in ("out", "progress", "checkpoint", "name", "device", "loggers", "log_every"):
             d.pop(k)
         return d
 
@@ -234,21 +244,25 @@ def _positive(c: RunConfig, key: str, allow_none: bool = False) -> None:
 def _check_values(c: RunConfig) -> None:
     _choice(c, "stream", STREAMS)
     _choice(c, "scenario", SCENARIOS)
-    _choice(c, "task_il", ("heads", "norm"))
-    _choice(c, "network", ("mlp", "conv"))
-    _choice(c, "reset", ("zero", "subtract", "none"))
+    _choice(c, "task_il", TASK_IL_MODES)
+    _choice(c, "network", ARCHS)
+    _choice(c, "reset", NET_RESETS)
     _choice(c, "norm", NORMS)
-    _choice(c, "output", ("count", "membrane"))
+    _choice(c, "output", OUTPUTS)
     _choice(c, "encoding", ENCODINGS)
-    _choice(c, "synapse", SYNAPSES)
-    _choice(c, "plugin", tuple(PLUGIN_PARAMS))
-    _choice(c, "optimizer", ("adam", "sgd"))
-    _choice(c, "reference", ("first_task", "single_task", "none"))
-    from ..networks.models import NEURONS
-    from ..networks.training import EVAL_AVERAGES
+    try:
+        check_synapse_name(c.synapse)
+    except (ValueError, ImportError) as e:
+        raise ValueError(f"config key 'synapse': {e}") from e
+    _choice(c, "optimizer", OPTIMIZERS)
+    _choice(c, "reference", REFERENCES)
     _choice(c, "neuron", NEURONS)
     _choice(c, "input_norm", ("none", "standardize"))
-    _choice(c, "loss_reduction", ("auto", "mean", "sum"))
+    _choice(c, "loss_reduction", ("auto", *REDUCTIONS))
+    for lg in c.loggers:
+        if lg not in LOGGERS:
+            raise ValueError(f"config key 'loggers': {lg!r} is not one of {', '.join(LOGGERS)}")
+    _positive(c, "log_every")
     _choice(c, "eval_average", ("auto", *EVAL_AVERAGES))
     _choice(c, "synapse_lr_schedule", ("constant", "cosine"))
     _positive(c, "train_samples", allow_none=True)
@@ -310,21 +324,18 @@ def _check_values(c: RunConfig) -> None:
         raise ValueError("config key 'task_il': 'norm' (per-task normalisation sets) needs norm = 'batch' or 'layer'")
     if c.data_root is not None and not Path(c.data_root).is_dir():
         raise ValueError(f"config key 'data_root': not a directory: {c.data_root}")
-    bad = set(c.plugin_params) - set(PLUGIN_PARAMS[c.plugin])
-    if bad:
-        raise ValueError(f"config key 'plugin_params.{sorted(bad)[0]}': unknown for plugin {c.plugin!r} "
-                         f"(known: {', '.join(PLUGIN_PARAMS[c.plugin]) or 'none'})")
+    builtin = all(n.strip() in PLUGINS or n.strip() == "replay-si" for n in c.plugin.split("+"))
     for k, v in c.plugin_params.items():
-        if isinstance(v, (bool, str, list)) or v < 0:
+        if builtin and (isinstance(v, (bool, str, list)) or v < 0):
             raise ValueError(f"config key 'plugin_params.{k}': expected a non-negative number, got {v!r}")
-    try:  # the plugin's own range checks (e.g. replay's mem_per_task > 0), before any data is loaded
-        make_plugin(c.plugin, **c.plugin_params)
+    try:  # names, parameters and the plugins' own range checks (e.g. replay's mem_per_task > 0)
+        make_plugins(c.plugin, **c.plugin_params)
     except (ValueError, TypeError) as e:
         key, sep, rest = str(e).partition(": ")
         if not (sep and key.startswith("plugin_params")):
             key, rest = "plugin_params", str(e)
         raise ValueError(f"config key '{key}': {rest}") from e
-    _choice(c, "learner", ("bptt", "online"))
+    _choice(c, "learner", LEARNERS)
     if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", c.device):
         raise ValueError(f"config key 'device': must be cpu, cuda, cuda:N or auto; got {c.device!r}")
     if c.learner == "online" and c.device not in ("cpu", "auto"):

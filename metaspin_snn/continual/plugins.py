@@ -1,8 +1,12 @@
-"""Continual-learning algorithms as plugins on the runner's training loop.
+"""Continual-learning algorithms as plugins on the learner's loop (Avalanche's pattern: one loop,
+a list of plugins, a list of loggers, every hook receiving one :class:`Context`).
 
-Hooks (all optional): ``before_task(model, task)``, ``extra_loss(model) -> Tensor | None`` (added to
-the task loss), ``after_backward(model)``, ``after_step(model)``, ``after_task(model, ctx)``, and
-``state_dict()/load_state_dict()`` for checkpoints.
+Hooks (all optional, each ``hook(ctx)``): ``before_training``, ``before_task``, ``before_epoch``,
+``extra_loss(ctx) -> Tensor | None`` (added to the task loss), ``after_backward``, ``after_step``,
+``after_epoch``, ``after_task`` (training of the task done, before the synapses' task boundary and the
+evaluation), ``after_eval`` (the task's row of the accuracy matrix is known), ``after_training``; and
+``state_dict()/load_state_dict()`` for checkpoints. Plugins compose: ``plugins=[Replay(), SI()]``
+sums their extra losses in list order and calls every hook of each in list order.
 
 The regularised tensors θ are the network's trainable parameters plus, for every synapse model, its
 effective weight leaf (``SynapseModel.weight``: the gradient of a penalty on it reaches the synapse
@@ -20,14 +24,19 @@ model's own update rule). For real-valued synapses this is the usual parameter v
 * :class:`Replay` — experience replay (ER) with a tiny episodic memory (Chaudhry et al. 2019; Rolnick
   et al. 2019): ``mem_per_task`` encoded training samples of every finished task are kept, and each
   step adds ``weight`` · L(memory batch of ``replay_batch`` samples drawn uniformly).
-* :class:`ReplaySI` — replay and SI's penalty in one objective.
+* :class:`SynapseBoundary` — built in, always last: every synapse model's ``task_boundary()`` after a
+  task (e.g. MESU/BayesBiNN prior ← posterior).
+
+:func:`make_plugins` builds the list a config names: ``"si"``, ``"replay+si"`` (``"replay-si"`` is the
+same pair), or a user class ``"package.module:ClassName"``.
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -35,6 +44,9 @@ import torch.nn.functional as F
 
 from ..synapses.base import SynapseModel
 from .streams import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .scenarios import Scenario
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -70,35 +82,84 @@ def _values(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @dataclass
-class TaskContext:
-    """What ``after_task`` gets: the finished task, the task argument for the network, and a
-    function ``batches(batch_size, n_samples)`` over its training data as ``(x[T,B,...], targets)``."""
+class Context:
+    """What every hook of a plugin or logger receives (one object per run, updated in place).
 
-    task: Task
-    task_arg: int | None
-    batches: Callable[[int, int], Batches]
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ``model``, ``optimizer``, ``scenario``, ``learner``; the current ``task`` (a :class:`Task`),
+    ``task_index`` (its position in the stream), ``n_tasks``, ``epoch``, ``batch_index`` (within the
+    epoch), ``step`` (within the task), ``loss`` (the last step's loss value), ``output`` (the last
+    training forward pass: logits and spikes per layer), ``batch`` (``(x, targets)`` of that step);
+    ``task_arg`` (the network's task argument: head / norm set, or None), ``batches(batch_size,
+    n_samples)`` (seeded mini-batches ``(x[T, B, ...], targets)`` of the task's training split, for
+    Fisher estimates and replay memories), ``loss_fn(logits, targets)``; after evaluation ``row`` (the
+    accuracies on every task) and ``results``; ``start_task`` (the first task this process trains:
+    > 0 after a resume)."""
+
+    model: nn.Module
+    optimizer: Any = None
+    scenario: "Scenario | None" = None
+    learner: Any = None
+    task: Task | None = None
+    task_index: int = 0
+    n_tasks: int = 0
+    epoch: int = 0
+    batch_index: int = 0
+    step: int = 0
+    loss: float | None = None
+    output: Any = None
+    batch: Any = None
+    task_arg: int | None = None
+    batches: Callable[[int, int], Batches] | None = None
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+    row: list[float] | None = None
+    results: Any = None
+    start_task: int = 0
+    extra: dict = field(default_factory=dict)
 
 
-class Plugin:
-    """Base plugin: every hook is a no-op (naive fine-tuning)."""
+#: The hooks the loop calls (plugins and loggers), in the order of one task.
+HOOKS = ("before_training", "before_task", "before_epoch", "after_backward", "after_step", "after_epoch",
+         "after_task", "after_eval", "after_training")
+
+
+class Callback:
+    """No-op hooks shared by plugins and loggers."""
+
+    def before_training(self, ctx: Context) -> None:
+        pass
+
+    def before_task(self, ctx: Context) -> None:
+        pass
+
+    def before_epoch(self, ctx: Context) -> None:
+        pass
+
+    def after_backward(self, ctx: Context) -> None:
+        pass
+
+    def after_step(self, ctx: Context) -> None:
+        pass
+
+    def after_epoch(self, ctx: Context) -> None:
+        pass
+
+    def after_task(self, ctx: Context) -> None:
+        pass
+
+    def after_eval(self, ctx: Context) -> None:
+        pass
+
+    def after_training(self, ctx: Context) -> None:
+        pass
+
+
+class Plugin(Callback):
+    """Base plugin: every hook is a no-op (naive fine-tuning); ``extra_loss`` adds a term to the loss."""
 
     name = "naive"
 
-    def before_task(self, model: nn.Module, task: Task) -> None:
-        pass
-
-    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+    def extra_loss(self, ctx: Context) -> torch.Tensor | None:
         return None
-
-    def after_backward(self, model: nn.Module) -> None:
-        pass
-
-    def after_step(self, model: nn.Module) -> None:
-        pass
-
-    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
-        pass
 
     def state_dict(self) -> dict:
         return {}
@@ -125,7 +186,7 @@ def _quadratic(model: nn.Module, weights: dict[str, torch.Tensor], anchors: dict
     return total if total is not None else torch.zeros(())
 
 
-def empirical_fisher(model: nn.Module, ctx: TaskContext, n_samples: int, batch_size: int) -> dict[str, torch.Tensor]:
+def empirical_fisher(model: nn.Module, ctx: Context, n_samples: int, batch_size: int) -> dict[str, torch.Tensor]:
     """Diagonal empirical Fisher: mean over mini-batches of (∂ mean_batch log p(y|x)/∂θ)², computed
     with the network in eval mode (deterministic synapses, running normalisation statistics)."""
     was_training = model.training
@@ -163,14 +224,14 @@ class EWC(Plugin):
         self.fishers: list[dict[str, torch.Tensor]] = []
         self.anchors: list[dict[str, torch.Tensor]] = []
 
-    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+    def extra_loss(self, ctx: Context) -> torch.Tensor | None:
         if not self.fishers or self.lam == 0:
             return None
-        return 0.5 * self.lam * sum(_quadratic(model, f, a) for f, a in zip(self.fishers, self.anchors))
+        return 0.5 * self.lam * sum(_quadratic(ctx.model, f, a) for f, a in zip(self.fishers, self.anchors))
 
-    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
-        self.fishers.append(empirical_fisher(model, ctx, self.fisher_samples, self.fisher_batch))
-        self.anchors.append(_values(model))
+    def after_task(self, ctx: Context) -> None:
+        self.fishers.append(empirical_fisher(ctx.model, ctx, self.fisher_samples, self.fisher_batch))
+        self.anchors.append(_values(ctx.model))
 
     def state_dict(self) -> dict:
         return {"fishers": self.fishers, "anchors": self.anchors}
@@ -191,12 +252,12 @@ class OnlineEWC(EWC):
             raise ValueError(f"OnlineEWC: gamma must be in [0, 1], got {gamma}")
         self.gamma = float(gamma)
 
-    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
-        f = empirical_fisher(model, ctx, self.fisher_samples, self.fisher_batch)
+    def after_task(self, ctx: Context) -> None:
+        f = empirical_fisher(ctx.model, ctx, self.fisher_samples, self.fisher_batch)
         if self.fishers:
             f = {k: self.gamma * self.fishers[0][k] + v for k, v in f.items()}
         self.fishers = [f]
-        self.anchors = [_values(model)]
+        self.anchors = [_values(ctx.model)]
 
 
 class SI(Plugin):
@@ -214,25 +275,25 @@ class SI(Plugin):
         self.start: dict[str, torch.Tensor] = {}   # θ at the start of the current task
         self.prev: dict[str, torch.Tensor] = {}    # θ before the last step
 
-    def before_task(self, model: nn.Module, task: Task) -> None:
-        self.start = _values(model)
+    def before_task(self, ctx: Context) -> None:
+        self.start = _values(ctx.model)
         self.prev = {k: v.clone() for k, v in self.start.items()}
         self.omega = {k: torch.zeros_like(v) for k, v in self.start.items()}
 
-    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+    def extra_loss(self, ctx: Context) -> torch.Tensor | None:
         if not self.big_omega or self.c == 0:
             return None
-        return self.c * _quadratic(model, self.big_omega, self.anchor)
+        return self.c * _quadratic(ctx.model, self.big_omega, self.anchor)
 
-    def after_step(self, model: nn.Module) -> None:
-        grads = _grad_of(model)          # before _values(): refreshing a synapse model clears its grad
-        cur = _values(model)
+    def after_step(self, ctx: Context) -> None:
+        grads = _grad_of(ctx.model)      # before _values(): refreshing a synapse model clears its grad
+        cur = _values(ctx.model)
         for k, v in cur.items():
             self.omega[k] -= grads[k] * (v - self.prev[k])
         self.prev = cur
 
-    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
-        end = _values(model)
+    def after_task(self, ctx: Context) -> None:
+        end = _values(ctx.model)
         for k, v in end.items():
             upd = self.omega[k] / ((v - self.start[k]) ** 2 + self.xi)
             self.big_omega[k] = self.big_omega.get(k, torch.zeros_like(v)) + upd
@@ -297,7 +358,7 @@ class Replay(Plugin):
     def size(self) -> int:
         return 0 if self.mem_y is None else int(self.mem_y.shape[0])
 
-    def _select(self, ctx: TaskContext) -> tuple[torch.Tensor, torch.Tensor]:
+    def _select(self, ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
         """Class-balanced memory of one task from the seeded draw ``ctx.batches``."""
         mem, n_cls = self.mem_per_task, max(ctx.task.n_classes, 1)
         quota = mem // n_cls
@@ -331,7 +392,7 @@ class Replay(Plugin):
         y = torch.cat([p[1] for p in parts])[:mem]
         return x.detach().cpu().clone(), y.detach().cpu().clone()
 
-    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
+    def after_task(self, ctx: Context) -> None:
         self.loss_fn = ctx.loss_fn
         x, y = self._select(ctx)
         n = y.shape[0]
@@ -348,9 +409,10 @@ class Replay(Plugin):
         self.mem_task = torch.cat([self.mem_task, tid])
         self.mem_arg = torch.cat([self.mem_arg, arg])
 
-    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+    def extra_loss(self, ctx: Context) -> torch.Tensor | None:
         if self.mem_y is None:
             return None
+        model = ctx.model
         idx = torch.randint(self.size, (self.replay_batch,))
         dev = _model_device(model)
         x, y, args = self.mem_x[:, idx].to(dev), self.mem_y[idx].to(dev), self.mem_arg[idx]
@@ -374,65 +436,99 @@ class Replay(Plugin):
         self.mem_task, self.mem_arg = state["mem_task"], state["mem_arg"]
 
 
-class ReplaySI(Plugin):
-    """Experience replay and synaptic intelligence together: L = L_t + weight · L(B_M) + c Σ Ω (θ − θ*)²
-    (the :class:`Replay` memory loss plus the :class:`SI` penalty; SI's path integral uses the gradient
-    of this total loss)."""
+class SynapseBoundary(Plugin):
+    """Built-in plugin, always last in a learner's list: every synapse model's ``task_boundary()``
+    after a task's training (MESU / BayesBiNN: prior ← posterior; Laborieux's fresh optimiser state)."""
 
-    name = "replay-si"
+    name = "synapse-boundary"
 
-    def __init__(self, mem_per_task: int = 200, replay_batch: int = 50, weight: float = 1.0, c: float = 1.0,
-                 xi: float = 0.1) -> None:
-        self.replay = Replay(mem_per_task, replay_batch, weight)
-        self.si = SI(c, xi)
-
-    def before_task(self, model: nn.Module, task: Task) -> None:
-        self.replay.before_task(model, task)
-        self.si.before_task(model, task)
-
-    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
-        terms = [t for t in (self.replay.extra_loss(model), self.si.extra_loss(model)) if t is not None]
-        return None if not terms else terms[0] if len(terms) == 1 else terms[0] + terms[1]
-
-    def after_backward(self, model: nn.Module) -> None:
-        self.replay.after_backward(model)
-        self.si.after_backward(model)
-
-    def after_step(self, model: nn.Module) -> None:
-        self.replay.after_step(model)
-        self.si.after_step(model)
-
-    def after_task(self, model: nn.Module, ctx: TaskContext) -> None:
-        self.si.after_task(model, ctx)       # SI first: its θ(end) is the trained network
-        self.replay.after_task(model, ctx)
-
-    def state_dict(self) -> dict:
-        return {"replay": self.replay.state_dict(), "si": self.si.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.replay.load_state_dict(state["replay"])
-        self.si.load_state_dict(state["si"])
+    def after_task(self, ctx: Context) -> None:
+        for s in (m for m in ctx.model.modules() if isinstance(m, SynapseModel)):
+            s.task_boundary()
 
 
-PLUGIN_PARAMS: dict[str, tuple[str, ...]] = {
-    "naive": (),
-    "ewc": ("lam", "fisher_samples", "fisher_batch"),
-    "online-ewc": ("lam", "gamma", "fisher_samples", "fisher_batch"),
-    "si": ("c", "xi"),
-    "replay": ("mem_per_task", "replay_batch", "weight"),
-    "replay-si": ("mem_per_task", "replay_batch", "weight", "c", "xi"),
-}
+PLUGINS: dict[str, type[Plugin]] = {"naive": Naive, "ewc": EWC, "online-ewc": OnlineEWC, "si": SI, "replay": Replay}
+#: Names that stand for several plugins (kept so that earlier result tables reproduce by name).
+ALIASES: dict[str, tuple[str, ...]] = {"replay-si": ("replay", "si")}
 
 
-def make_plugin(name: str, **params: float) -> Plugin:
-    """Plugin by name (``naive``, ``ewc``, ``online-ewc``, ``si``, ``replay``, ``replay-si``) with its
-    keyword parameters."""
-    if name not in PLUGIN_PARAMS:
-        raise ValueError(f"plugin must be one of {sorted(PLUGIN_PARAMS)}, got {name!r}")
-    bad = set(params) - set(PLUGIN_PARAMS[name])
-    if bad:
-        raise ValueError(f"plugin_params.{sorted(bad)[0]}: unknown parameter for plugin {name!r} "
-                         f"(known: {', '.join(PLUGIN_PARAMS[name]) or 'none'})")
-    cls = {"naive": Naive, "ewc": EWC, "online-ewc": OnlineEWC, "si": SI, "replay": Replay,
-           "replay-si": ReplaySI}[name]
-    return cls(**params)
+def plugin_params_of(cls: type) -> tuple[str, ...]:
+    """The keyword parameters of a plugin class's ``__init__``."""
+    sig = inspect.signature(cls.__init__)
+    return tuple(n for n, p in list(sig.parameters.items())[1:]
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+#: name → parameter names of every built-in plugin (and alias).
+PLUGIN_PARAMS: dict[str, tuple[str, ...]] = {n: plugin_params_of(c) for n, c in PLUGINS.items()}
+PLUGIN_PARAMS.update({a: tuple(dict.fromkeys(p for n in ns for p in PLUGIN_PARAMS[n])) for a, ns in ALIASES.items()})
+
+
+def plugin_names(spec: str) -> list[str]:
+    """The plugin names of a config value: ``"si"`` → ``["si"]``, ``"replay+si"`` / ``"replay-si"`` →
+    ``["replay", "si"]``, ``"pkg.mod:Class"`` → itself. Raises ``ValueError`` for an unknown name."""
+    from ..synapses.registry import is_import_path
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"plugin must be a non-empty string, got {spec!r}")
+    out: list[str] = []
+    for part in (p.strip() for p in spec.split("+")):
+        if part in ALIASES:
+            out += list(ALIASES[part])
+        elif part in PLUGINS or is_import_path(part):
+            out.append(part)
+        else:
+            raise ValueError(f"plugin {part!r}: choose from {', '.join([*PLUGINS, *ALIASES])}, join several "
+                             "with '+' (e.g. 'replay+si'), or name your own class as 'package.module:ClassName'")
+    if len(set(out)) != len(out):
+        raise ValueError(f"plugin {spec!r}: a plugin is named twice")
+    return out
+
+
+def plugin_class(name: str) -> type[Plugin]:
+    """A built-in plugin class, or a user class named ``"package.module:ClassName"``."""
+    if name in PLUGINS:
+        return PLUGINS[name]
+    from ..synapses.registry import import_object
+    cls = import_object(name, "plugin")
+    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+        raise ValueError(f"plugin {name!r}: not a subclass of metaspin_snn.continual.plugins.Plugin")
+    return cls
+
+
+def make_plugins(spec: str, **params: Any) -> list[Plugin]:
+    """The plugins a config names, each given the ``params`` its ``__init__`` accepts. A parameter two
+    of them accept must be written ``"<plugin>.<name>"`` (e.g. ``"si.c"``); an unknown one is an
+    error naming ``plugin_params.<key>``."""
+    names = plugin_names(spec)
+    classes = [plugin_class(n) for n in names]
+    accepted = [plugin_params_of(c) for c in classes]
+    kw: list[dict[str, Any]] = [{} for _ in names]
+    for key, value in params.items():
+        head, dot, sub = key.partition(".")
+        if dot:
+            if head not in names:
+                raise ValueError(f"plugin_params.{key}: {head!r} is not one of this run's plugins ({', '.join(names)})")
+            i = names.index(head)
+            if sub not in accepted[i]:
+                raise ValueError(f"plugin_params.{key}: unknown parameter for plugin {head!r} "
+                                 f"(known: {', '.join(accepted[i]) or 'none'})")
+            kw[i][sub] = value
+            continue
+        owners = [i for i, a in enumerate(accepted) if key in a]
+        if not owners:
+            known = sorted({p for a in accepted for p in a})
+            raise ValueError(f"plugin_params.{key}: unknown parameter for plugin {spec!r} "
+                             f"(known: {', '.join(known) or 'none'})")
+        if len(owners) > 1:
+            raise ValueError(f"plugin_params.{key}: accepted by several plugins ({', '.join(names[i] for i in owners)}); "
+                             f"write it as '<plugin>.{key}'")
+        kw[owners[0]][key] = value
+    return [c(**k) for c, k in zip(classes, kw)]
+
+
+def make_plugin(name: str, **params: Any) -> Plugin:
+    """One plugin by name (``naive``, ``ewc``, ``online-ewc``, ``si``, ``replay`` or ``"pkg.mod:Class"``)."""
+    plugins = make_plugins(name, **params)
+    if len(plugins) != 1:
+        raise ValueError(f"make_plugin: {name!r} names {len(plugins)} plugins; use make_plugins")
+    return plugins[0]

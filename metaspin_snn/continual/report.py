@@ -3,7 +3,6 @@ histograms of the hidden/metaplastic variable after each task (PNG, matplotlib A
 backend change) and a markdown summary. Every file is written to a temporary name and renamed."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -11,20 +10,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..files import atomic_write_bytes
+
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import Results
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _save(fig: Figure, path: Path) -> Path:

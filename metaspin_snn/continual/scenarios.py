@@ -22,6 +22,8 @@ from .streams import Task
 
 ScenarioKind = Literal["task", "domain", "class"]
 TaskILMode = Literal["heads", "norm"]
+SCENARIOS: tuple[str, ...] = ("task", "domain", "class")
+TASK_IL_MODES: tuple[str, ...] = ("heads", "norm")
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,9 @@ class Scenario:
     task_il: TaskILMode = "heads"
 
     def __post_init__(self) -> None:
-        if self.kind not in ("task", "domain", "class"):
+        if self.kind not in SCENARIOS:
             raise ValueError(f"scenario must be 'task', 'domain' or 'class', got {self.kind!r}")
-        if self.task_il not in ("heads", "norm"):
+        if self.task_il not in TASK_IL_MODES:
             raise ValueError(f"task_il must be 'heads' or 'norm', got {self.task_il!r}")
 
     @property

@@ -50,6 +50,9 @@ def direct(x: torch.Tensor, num_steps: int) -> torch.Tensor:
     return x.float().unsqueeze(0).expand(num_steps, *x.shape).contiguous()
 
 
+ENCODINGS = ("direct", "rate", "latency")
+
+
 def encode(x: torch.Tensor, num_steps: int, kind: str, generator: torch.Generator | None = None,
            gain: float = 1.0) -> torch.Tensor:
     """Dispatch by name: ``"rate"``, ``"latency"`` or ``"direct"``."""

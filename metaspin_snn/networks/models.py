@@ -43,6 +43,7 @@ from .layers import SynapseFactory, SynapticConv2d, SynapticLinear
 from .lif import RESETS, leaky_scan, make_leaky
 
 NORMS = (None, "batch", "layer")
+NET_RESETS = RESETS[:2]  # the networks' resets ("none" exists for the bare neuron only)
 OUTPUTS = ("count", "membrane")
 NEURONS = ("lif", "relu", "sign")
 NORM_PARAM_KEYS = ("affine", "eps", "momentum", "track_running_stats")
@@ -142,8 +143,8 @@ def _check_common(who: str, reset: str, norm, n_norm_sets: int, heads: int, outp
     if neuron not in NEURONS:
         raise ValueError(f"{who}: neuron must be one of {NEURONS}, got {neuron!r}")
     check_norm_params(norm_params, norm, f"{who}: norm_params")
-    if reset not in RESETS[:2]:
-        raise ValueError(f"{who}: reset must be 'zero' or 'subtract', got {reset!r}")
+    if reset not in NET_RESETS:
+        raise ValueError(f"{who}: reset must be one of {NET_RESETS}, got {reset!r}")
     if norm not in NORMS:
         raise ValueError(f"{who}: norm must be None, 'batch' or 'layer', got {norm!r}")
     if output not in OUTPUTS:

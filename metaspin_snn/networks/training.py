@@ -1,10 +1,7 @@
-"""Training step (BPTT through all T steps), evaluation, optimiser construction, checkpoints."""
+"""The training step (BPTT through all T steps), evaluation and optimiser construction."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
@@ -51,56 +48,114 @@ def _check_targets(y: torch.Tensor, logits: torch.Tensor, where: str) -> None:
                          f"[{int(y.min())}, {int(y.max())}]")
 
 
-def compute_loss(out, y: torch.Tensor, loss: str = "ce") -> torch.Tensor:
-    """``"ce"``: cross-entropy on ``out.logits``; ``"rate"``: ``snntorch.functional.ce_rate_loss``
-    (cross-entropy of the output spikes at every step, summed over T) on ``out.out_spikes``."""
+REDUCTIONS = ("mean", "sum")
+
+
+def compute_loss(out, y: torch.Tensor, loss: str = "ce", reduction: str = "mean") -> torch.Tensor:
+    """``"ce"``: cross-entropy on ``out.logits`` (averaged or summed over the batch); ``"rate"``:
+    ``snntorch.functional.ce_rate_loss`` (cross-entropy of the output spikes at every step, summed
+    over T; batch mean only) on ``out.out_spikes``."""
     if loss == "ce":
-        return F.cross_entropy(out.logits, y.long())
+        return F.cross_entropy(out.logits, y.long(), reduction=reduction)
     if loss == "rate":
+        if reduction != "mean":
+            raise ValueError("loss 'rate' supports reduction 'mean' only")
         import snntorch.functional as SF
         return SF.ce_rate_loss()(out.out_spikes, y.long())
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
+def _check_extra(extra: Any) -> torch.Tensor:
+    if not isinstance(extra, torch.Tensor) or extra.numel() != 1:
+        raise TypeError("train_step: extra_loss(model) must return a scalar tensor or None")
+    return extra.reshape(())
+
+
+def _finite(value: torch.Tensor, optimizer: torch.optim.Optimizer, where: str) -> None:
+    if not torch.isfinite(value):
+        optimizer.zero_grad()
+        raise FloatingPointError(f"train_step: loss is {float(value)} (not finite{where}); no update made")
+
+
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
-               task: int | None = None, loss: str = "ce",
-               extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
-               tbptt: int | None = None) -> float:
-    """One BPTT step: ``zero_grad``, forward over all T steps, loss (+ ``extra_loss(model)``, e.g. an
-    EWC/SI penalty), backward, ``optimizer.step()``. Puts the model in train mode. A non-finite loss
-    raises ``FloatingPointError`` before any state changes. Returns the loss value.
+               task: int | None = None, loss: str = "ce", reduction: str = "mean", samples: int = 1,
+               stacked: bool = False, extra_loss: Callable[[nn.Module], torch.Tensor | None] | None = None,
+               after_backward: Callable[[], None] | None = None, tbptt: int | None = None,
+               return_output: bool = False) -> float | tuple[float, Any]:
+    """The library's one training step: ``zero_grad``, forward over all T steps, loss
+    (+ ``extra_loss(model)``, e.g. an EWC/SI penalty or a replay term; None adds nothing), backward,
+    ``after_backward()`` (plugins), ``optimizer.step()``. Puts the model in train mode. A non-finite
+    loss raises ``FloatingPointError`` before any state changes. Returns the data loss (mean over
+    Monte-Carlo samples and TBPTT chunks, without the extra term), and with ``return_output`` also the
+    last forward pass's output.
+
+    ``samples = S > 1``: Monte-Carlo weight samples — S forward/backward passes, each loss scaled by
+    1/S (the extra term counted once), every synapse model accumulating its per-sample statistics
+    (``SynapticOptimizer.accumulate_sample``/``finish_samples``); ``stacked``: the S samples in one
+    pass with weights ``[S, out, in]`` (``SynapseModel.set_mc_samples(S)`` done by the caller; logits
+    ``[S·B, C]``). ``reduction``: the batch reduction of the cross-entropy (``"sum"`` as MESU's code).
 
     ``tbptt=k``: truncated BPTT — the sequence is cut into chunks of k steps; each chunk continues
     from the previous chunk's (detached) membranes, its loss (on that chunk's logits) is
     back-propagated at once (memory O(k) instead of O(T)), gradients accumulate over the chunks and
-    one optimiser step follows. Returns the mean chunk loss. ``tbptt >= T`` is plain BPTT."""
+    one optimiser step follows. ``tbptt >= T`` is plain BPTT."""
     if loss not in LOSSES:
         raise ValueError(f"train_step: loss must be one of {LOSSES}, got {loss!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"train_step: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if tbptt is not None and (not isinstance(tbptt, int) or isinstance(tbptt, bool) or tbptt < 1):
         raise ValueError(f"train_step: tbptt must be a positive int or None, got {tbptt!r}")
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+        raise ValueError(f"train_step: samples must be a positive int, got {samples!r}")
+    if (stacked or samples > 1) and tbptt is not None:
+        raise ValueError("train_step: tbptt cannot be combined with Monte-Carlo samples")
     model.train()
-    T = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() > 0 else 1
-    k = T if tbptt is None else min(tbptt, T)
-    chunks = [x] if k >= T else list(torch.split(x, k, dim=0))
-    values, state = [], None
     optimizer.zero_grad()
-    for i, xc in enumerate(chunks):
-        out = model(xc, task=task, state=state)
-        state = out.state
-        _check_targets(y, out.logits, "train_step")
-        value = compute_loss(out, y, loss)
-        if extra_loss is not None and i == len(chunks) - 1:
-            extra = extra_loss(model)
-            if not isinstance(extra, torch.Tensor) or extra.numel() != 1:
-                raise TypeError("train_step: extra_loss(model) must return a scalar tensor")
-            value = value + extra.reshape(())
-        if not torch.isfinite(value):
-            optimizer.zero_grad()
-            raise FloatingPointError(f"train_step: loss is {float(value)} (not finite); no update made")
-        (value / len(chunks)).backward()
+    values: list[float] = []
+    out = None
+    if stacked:  # mean over the S stacked samples of the per-sample loss
+        out = model(x, task=task)
+        z = out.logits.reshape(-1, out.logits.shape[-1])
+        _check_targets(y.repeat(samples), z, "train_step")
+        value = F.cross_entropy(z, y.long().repeat(samples), reduction=reduction) / (samples if reduction == "sum" else 1)
+        extra = extra_loss(model) if extra_loss is not None else None
+        total = value if extra is None else value + _check_extra(extra)
+        _finite(total, optimizer, "")
+        total.backward()
         values.append(float(value.detach()))
+    elif samples > 1:
+        for k in range(samples):  # loss/S each, statistics summed by the synapse models
+            out = model(x, task=task)
+            _check_targets(y, out.logits, "train_step")
+            value = compute_loss(out, y, loss, reduction)
+            extra = extra_loss(model) if (extra_loss is not None and k == 0) else None
+            total = value if extra is None else value + _check_extra(extra) * samples
+            _finite(total, optimizer, f", Monte-Carlo sample {k}")
+            (total / samples).backward()
+            optimizer.accumulate_sample()
+            values.append(float(value.detach()))
+        optimizer.finish_samples()
+        values = [sum(values) / samples]
+    else:
+        T = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() > 0 else 1
+        k = T if tbptt is None else min(tbptt, T)
+        chunks = [x] if k >= T else list(torch.split(x, k, dim=0))
+        state = None
+        for i, xc in enumerate(chunks):
+            out = model(xc, task=task, state=state)
+            state = out.state
+            _check_targets(y, out.logits, "train_step")
+            value = compute_loss(out, y, loss, reduction)
+            extra = extra_loss(model) if (extra_loss is not None and i == len(chunks) - 1) else None
+            total = value if extra is None else value + _check_extra(extra)
+            _finite(total, optimizer, "")
+            (total / len(chunks)).backward()
+            values.append(float(value.detach()))
+    if after_backward is not None:
+        after_backward()
     optimizer.step()
-    return sum(values) / len(values)
+    v = sum(values) / len(values)
+    return (v, out) if return_output else v
 
 
 EVAL_AVERAGES = ("logits", "log_softmax")
@@ -160,43 +215,3 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         raise ValueError("evaluate: no samples in batches")
     return EvalResult(accuracy=correct / n, loss=loss_sum / n, n=n,
                       spikes_per_sample=[v / n for v in (spikes or [])])
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then ``os.replace`` (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    **meta: Any) -> Path:
-    """Save the model's state (synapse hidden state included: it is in ``state_dict``), the
-    optimiser's inner state and ``meta`` atomically."""
-    return atomic_torch_save({"model": model.state_dict(),
-                              "optimizer": optimizer.state_dict() if optimizer is not None else None,
-                              "meta": meta}, path)
-
-
-def load_checkpoint(path: str | Path, model: nn.Module,
-                    optimizer: torch.optim.Optimizer | None = None) -> dict:
-    """Load a :func:`save_checkpoint` file into ``model`` (and ``optimizer``); returns its ``meta``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"load_checkpoint: no checkpoint at {path}")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ck, dict) or "model" not in ck:
-        raise ValueError(f"load_checkpoint: {path} is not a metaspin checkpoint")
-    model.load_state_dict(ck["model"])
-    if optimizer is not None and ck.get("optimizer") is not None:
-        optimizer.load_state_dict(ck["optimizer"])
-    return ck.get("meta", {})
