@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from metaspin_snn.continual.cli import parse_set_items, summary_table
+from metaspin_snn.cli.run import parse_set_items, summary_table
 from metaspin_snn.continual.config import RunConfig
 from metaspin_snn.continual.report import atomic_write_bytes, plot_comparison
 from metaspin_snn.continual.runner import run_stream

@@ -77,10 +77,11 @@ def main() -> None:
 
     T = args.num_steps
     if args.checkpoint is not None:
-        from metaspin_snn.export.cli import load_checkpoint_model
+        from metaspin_snn.networks import load_model
 
-        model, config = load_checkpoint_model(args.checkpoint)
+        model, ck = load_model(args.checkpoint)
         ir = extract_ir(model)
+        config = ck.get("train_config") or ck.get("run_config") or {}
         T = int(config.get("num_steps", T))
         print(f"model: {args.checkpoint} ({'-'.join(map(str, ir.sizes))}, T = {T})")
     else:

@@ -34,7 +34,7 @@ from metaspin_snn.data import load_mnist  # noqa: E402
 from metaspin_snn.data.encoding import rate  # noqa: E402
 from metaspin_snn.networks import SpikingMLP, make_optimizer  # noqa: E402
 from metaspin_snn.networks.sparse import SparseLinearFn  # noqa: E402
-from metaspin_snn.networks.train import synapse_factory  # noqa: E402
+from metaspin_snn.synapses.registry import synapse_factory  # noqa: E402
 
 T, B, SIZES = 25, 128, (784, 1000, 10)
 

@@ -23,3 +23,26 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class OutputExistsError(ValueError):
+    """``--out`` names a non-empty folder and neither resume nor overwrite was asked for."""
+
+
+def check_out_dir(out: str | Path, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Refuse a non-empty output folder unless ``resume`` (continue its run) or ``overwrite``; also
+    refuse a folder that cannot be written, before any data is loaded. Creates the folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
+        raise OutputExistsError(f"output folder {out} is not empty; pass --resume to continue its run or "
+                                "--overwrite to replace it (nothing was changed)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{id(out)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"output folder {out} is not writable ({e.strerror or e})") from None
+    return out

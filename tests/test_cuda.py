@@ -12,7 +12,7 @@ import torch
 from metaspin_snn.continual.config import RunConfig
 from metaspin_snn.continual.runner import run_stream
 from metaspin_snn.networks import SpikingMLP
-from metaspin_snn.networks.train import synapse_factory
+from metaspin_snn.synapses.registry import synapse_factory
 from metaspin_snn.synapses import (MESU, BayesianBinary, BayesianBinaryParams, MESUParams, MetaplasticBinary,
                                    MetaplasticBinaryParams)
 
@@ -101,7 +101,8 @@ def test_runner_on_cuda_close_to_cpu(tmp_path, data_root):
     rg = run_stream(RunConfig(**kw, device="cuda", out=str(tmp_path / "gpu")))
     assert np.abs(np.array(rg.matrix) - np.array(rc.matrix)).max() < 0.05
     # a checkpoint written on the GPU resumes on the CPU
-    ck = torch.load(tmp_path / "gpu" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    from metaspin_snn.networks import read_checkpoint
+    ck = read_checkpoint(tmp_path / "gpu" / "checkpoint.pt")
     assert ck["next_task"] == 2
 
 

@@ -36,7 +36,7 @@ def test_cli_data_check_reports_missing(capsys, tmp_path):
 
 
 def test_cli_errors_are_one_line_naming_the_path(capsys, tmp_path):
-    assert main(["train", "--quick", "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "o")]) == 2
+    assert main(["train", "--quick", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "error: missing dataset directory" in err and str(tmp_path / "mnist") in err
     assert "Traceback" not in err

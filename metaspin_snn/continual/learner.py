@@ -39,6 +39,7 @@ from torch import nn
 
 from ..networks.checkpoint import CHECKPOINT_NAME, plain, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..networks.training import train_step
+from ..files import OutputExistsError, check_out_dir
 from ..seed import seed_everything
 from ..synapses.base import SynapseModel
 from .config import RunConfig
@@ -96,30 +97,6 @@ class DataView:
             for x, y in iter_batches(task, "train", batch_size, shuffle=True, generator=g, limit=n_samples):
                 yield self.encode(task, x, g), self.targets(task, y)
         return batches
-
-
-# ---- output folders ----------------------------------------------------------------------------
-class OutputExistsError(ValueError):
-    """``--out`` names a non-empty folder and neither resume nor overwrite was asked for."""
-
-
-def check_out_dir(out: str | Path, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Refuse a non-empty output folder unless ``resume`` (continue its run) or ``overwrite``; also
-    refuse a folder that cannot be written, before any data is loaded. Creates the folder."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
-        raise OutputExistsError(f"output folder {out} is not empty; pass --resume to continue its run or "
-                                "--overwrite to replace it (nothing was changed)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{id(out)}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"output folder {out} is not writable ({e.strerror or e})") from None
-    return out
 
 
 def _progress_enabled(flag: bool | None) -> bool:

@@ -16,8 +16,7 @@ _NAMES = {
     "to_lava": "lava", "run_lava": "lava", "LavaResult": "lava", "LavaRunError": "lava",
     "to_nir": "nir_io", "write_nir": "nir_io", "read_nir": "nir_io", "ir_from_nir": "nir_io",
     "write_netx": "netx", "read_netx": "netx",
-    "verify": "verification", "add_export_args": "cli", "run_export": "cli",
-    "load_checkpoint_model": "cli",
+    "verify": "verification",
 }
 
 __all__ = sorted(_NAMES)

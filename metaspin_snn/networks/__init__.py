@@ -9,7 +9,7 @@ measure them; :func:`save_checkpoint` / :func:`load_model` store and rebuild the
 :func:`fold_norm` prepares them for export.
 """
 from .builder import build_model, model_spec
-from .checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_model, read_checkpoint, save_checkpoint
 from .layers import SynapticConv2d, SynapticLinear
 from .lif import leaky_scan, leaky_steps, make_leaky
 from .models import FoldedLayer, NetOutput, SpikingConvNet, SpikingMLP, fold_norm
@@ -17,5 +17,5 @@ from .training import EvalResult, compute_loss, evaluate, make_optimizer, train_
 
 __all__ = ["CheckpointError", "EvalResult", "FoldedLayer", "NetOutput", "SpikingConvNet", "SpikingMLP",
            "SynapticConv2d", "SynapticLinear", "build_model", "compute_loss", "evaluate", "fold_norm",
-           "leaky_scan", "leaky_steps", "load_model", "make_leaky", "make_optimizer", "model_spec",
+           "leaky_scan", "leaky_steps", "load_checkpoint", "load_model", "make_leaky", "make_optimizer", "model_spec",
            "read_checkpoint", "save_checkpoint", "train_step"]

@@ -139,6 +139,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def load_checkpoint(path: str | Path, model: nn.Module, optimizer: Any = None) -> dict[str, Any]:
+    """Load a checkpoint's weights (and optimiser state) into an existing ``model`` (a hand-built
+    network without a spec); returns the payload (its extra entries, e.g. ``payload["seed"]``)."""
+    ck = read_checkpoint(path)
+    model.load_state_dict(ck["model"])
+    if optimizer is not None and ck.get("optimizer") is not None:
+        optimizer.load_state_dict(ck["optimizer"])
+    return ck
+
+
 def load_model(path: str | Path, *, eval_mode: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild and load the network of a checkpoint (a file or a run folder); returns
     ``(model, payload)``. The model is in eval mode unless ``eval_mode=False``."""

@@ -3,7 +3,8 @@ import argparse
 
 import pytest
 
-from metaspin_snn.continual.cli import add_run_args, build_configs, run_cli
+from metaspin_snn.cli.run import add_args as add_run_args, build_configs
+from metaspin_snn.cli.run import main as run_cli
 
 
 def _args(*argv):

@@ -40,7 +40,8 @@ def test_two_task_online_run_writes_json_and_pngs(tmp_path):
     hh = d["hidden_hists"]
     assert len(hh) == 2 and set(hh[0]) == {"hidden.m", "out.m"}
     assert hh[1]["hidden.m"]["mean_abs"] >= hh[0]["hidden.m"]["mean_abs"] > 0   # m only grows
-    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    from metaspin_snn.networks import read_checkpoint
+    ck = read_checkpoint(out / "checkpoint.pt")     # loads with weights_only=True, digest checked
     assert ck["model"]["samples_seen"] == 600 and ck["model"]["w_hidden"].shape == (64, 784)
     assert Results.load(out / "results.json").matrix == res.matrix
     assert "online" in res.title
@@ -91,7 +92,7 @@ def test_online_resume_equals_uninterrupted(killed_and_resumed):
 def test_cli_learner_online(tmp_path):
     import argparse
 
-    from metaspin_snn.continual.cli import add_run_args, build_configs
+    from metaspin_snn.cli.run import add_args as add_run_args, build_configs
     p = argparse.ArgumentParser()
     add_run_args(p)
     (cfg,) = build_configs(p.parse_args(["split-mnist", "--learner", "online", "--set", "train_subset=2000",

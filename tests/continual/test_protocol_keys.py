@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from metaspin_snn.continual import runner as R
 from metaspin_snn.continual.config import RunConfig
-from metaspin_snn.continual.plugins import Plugin
+from metaspin_snn.continual.learner import DataView, Learner
+from metaspin_snn.continual.plugins import Context, Plugin
 from metaspin_snn.continual.scenarios import Scenario
 from metaspin_snn.networks import SpikingMLP, evaluate
 from metaspin_snn.networks.training import _mc_forward
@@ -34,11 +35,18 @@ def tasks2():
 
 def _setup(cfg: RunConfig, tasks, seed: int = 0):
     scenario = R.Scenario(cfg.scenario, cfg.task_il)
-    ctx = R._Ctx(cfg, scenario, False, protocol=R.resolve_protocol(cfg))
     seed_everything(seed)
     model = R.build_model(cfg, tasks, scenario)
     opt = R.build_optimizer(cfg, model)
-    return model, opt, ctx
+    return model, opt, (cfg, scenario)
+
+
+def _train_task(model, opt, plugin, task, i, ctx):
+    """One task of the learner's loop with ``plugin`` (the loop's own train_task)."""
+    cfg, scenario = ctx
+    learner = Learner(model, opt, config=cfg, scenario=scenario, plugins=[plugin], progress=False)
+    learner.ctx.task, learner.ctx.task_index = task, i
+    return learner.train_task(task, i)
 
 
 class _Recorder(Plugin):
@@ -47,7 +55,8 @@ class _Recorder(Plugin):
     def __init__(self):
         self.grads: list[dict[str, torch.Tensor | None]] = []
 
-    def after_backward(self, model):
+    def after_backward(self, ctx):
+        model = ctx.model
         d = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
         for i, s in enumerate(synapse_models(model)):
             d[f"syn{i}"] = None if s.weight.grad is None else s.weight.grad.clone()
@@ -180,7 +189,7 @@ def test_mc_training_path_choice(tasks2, variant, stacked):
     model, opt, ctx = _setup(cfg, tasks2[:1])
     rec = _Recorder()
     calls = _count_forwards(model)
-    loss, n = R.train_task(model, opt, rec, tasks2[0], 0, ctx)
+    loss, n = _train_task(model, opt, rec, tasks2[0], 0, ctx)
     assert n == 1 and math.isfinite(loss) and loss > 0
     g = rec.grads[0]["syn0"]
     if stacked:  # one forward with weights [S, out, in]; the stacked gradient reaches the update
@@ -228,7 +237,7 @@ def test_stacked_and_loop_paths_make_the_same_step(tasks2, monkeypatch):
     x = x.unsqueeze(0).expand(cfg.num_steps, -1, -1)
     y = task.train_y.clone()
 
-    R.train_task(m_st, opt_st, Plugin(), task, 0, ctx)
+    _train_task(m_st, opt_st, Plugin(), task, 0, ctx)
     noise = [s.noise.clone() for s in synapse_models(m_st)]
     assert all(n.shape[0] == S for n in noise)
 
@@ -236,7 +245,7 @@ def test_stacked_and_loop_paths_make_the_same_step(tasks2, monkeypatch):
     for s in synapse_models(m_lp):
         s._stale = True     # first loop sample drawn fresh, as the stacked path does
     calls = _count_forwards(m_lp)
-    R.train_task(m_lp, opt_lp, Plugin(), task, 0, ctx)
+    _train_task(m_lp, opt_lp, Plugin(), task, 0, ctx)
     assert len(calls) == S
     monkeypatch.undo()
 
@@ -260,7 +269,7 @@ def test_loss_reduction_sum_is_batch_size_times_mean(tasks2, train_samples):
         cfg = _mc_cfg(train_samples=train_samples, loss_reduction=red)
         model, opt, ctx = _setup(cfg, tasks2[:1])
         rec = _Recorder()
-        losses[red], _ = R.train_task(model, opt, rec, tasks2[0], 0, ctx)
+        losses[red], _ = _train_task(model, opt, rec, tasks2[0], 0, ctx)
         grads[red] = rec.grads[0]
     assert losses["sum"] == pytest.approx(B * losses["mean"], rel=1e-5)
     keys = [k for k, v in grads["mean"].items() if v is not None]
@@ -279,7 +288,7 @@ def test_loss_reduction_real_weights(tasks2):
         cfg = RunConfig(**BASE, loss_reduction=red)
         model, opt, ctx = _setup(cfg, tasks2[:1])
         rec = _Recorder()
-        R.train_task(model, opt, rec, tasks2[0], 0, ctx)
+        _train_task(model, opt, rec, tasks2[0], 0, ctx)
         grads[red] = rec.grads[0]
     w = "stages.0.layers.0.weight"
     assert grads["mean"][w] is not None
@@ -327,7 +336,7 @@ def test_cosine_schedule_in_train_task(tasks2, monkeypatch, schedule):
         return orig(self, grad)
 
     monkeypatch.setattr(BayesianBinary, "update", spy)
-    _, n = R.train_task(model, opt, Plugin(), tasks2[0], 0, ctx)
+    _, n = _train_task(model, opt, Plugin(), tasks2[0], 0, ctx)
     assert n == 2 * E
     syn = synapse_models(model)
     assert len(seen) == len(syn) * n
@@ -371,15 +380,16 @@ def test_norm_carry_in_run_stream(tasks2, tmp_path, monkeypatch, carry):
     cfg = RunConfig(**{**BASE, "n_tasks": 2, "scenario": "task", "task_il": "norm", "norm": "batch",
                        "neuron": "relu", "norm_carry": carry, "out": str(tmp_path / "r")})
     snaps = []
-    orig = R.train_task
+    orig = Learner.train_task
 
-    def spy(model, *a, **k):
+    def spy(self, *a, **k):
+        model = self.model
         before = [[_sd(n) for n in st.norms] for st in model.stages]
-        out = orig(model, *a, **k)
+        out = orig(self, *a, **k)
         snaps.append((before, [[_sd(n) for n in st.norms] for st in model.stages]))
         return out
 
-    monkeypatch.setattr(R, "train_task", spy)
+    monkeypatch.setattr(Learner, "train_task", spy)
     R.run_stream(cfg, tasks=tasks2)
     assert len(snaps) == 2
     (b0, a0), (b1, _) = snaps
@@ -409,7 +419,7 @@ def _np_stats(task, split):
 
 def test_input_norm_standardize_uses_each_splits_statistics(tasks2):
     cfg = RunConfig(**{**BASE, "n_tasks": 2, "input_norm": "standardize"})
-    ctx = R._Ctx(cfg, Scenario(), False)
+    ctx = DataView(cfg, Scenario())
     g = torch.Generator().manual_seed(0)
     stats = {}
     for task in tasks2:
@@ -424,7 +434,7 @@ def test_input_norm_standardize_uses_each_splits_statistics(tasks2):
     assert stats[0, "train"] != stats[0, "test"] and stats[0, "train"] != stats[1, "train"]
     x = tasks2[0].inputs("train", torch.arange(3))
     assert not torch.allclose(ctx.encode(tasks2[0], x, g, "train"), ctx.encode(tasks2[0], x, g, "test"))
-    plain = R._Ctx(RunConfig(**BASE), Scenario(), False).encode(tasks2[0], x, g)
+    plain = DataView(RunConfig(**BASE), Scenario()).encode(tasks2[0], x, g)
     torch.testing.assert_close(plain, x.reshape(3, -1).unsqueeze(0).expand(cfg.num_steps, -1, -1))
     for enc in ("rate", "latency"):
         with pytest.raises(ValueError, match="input_norm"):
@@ -437,7 +447,7 @@ def test_shuffle_false_trains_in_file_order(tasks2, shuffle):
     task = tasks2[0]
     model, opt, ctx = _setup(cfg, [task])
     calls = _count_forwards(model)
-    R.train_task(model, opt, Plugin(), task, 0, ctx)
+    _train_task(model, opt, Plugin(), task, 0, ctx)
     assert len(calls) == 4
     m, sd = _np_stats(task, "train")
     allx = ((task.inputs("train", torch.arange(40)).reshape(40, -1).double() - m) / sd).float()
@@ -487,8 +497,8 @@ def test_si_sees_the_mean_gradient_with_monte_carlo_samples(tasks2):
                   synapse_params={})
     model, opt, ctx = _setup(cfg, tasks2[:1])
     plugin = make_plugin("si")
-    plugin.before_task(model, tasks2[0])
-    R.train_task(model, opt, plugin, tasks2[0], 0, ctx)
+    plugin.before_task(Context(model=model, task=tasks2[0]))
+    _train_task(model, opt, plugin, tasks2[0], 0, ctx)
     om = {k: v for k, v in plugin.omega.items() if k.endswith("<w_eff>")}
     assert om, "SI keeps a path integral per synapse weight"
     assert all(float(v.abs().sum()) > 0 for v in om.values())

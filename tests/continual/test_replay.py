@@ -16,6 +16,13 @@ from metaspin_snn.continual.streams import Task
 T_STEPS, N_IN = 3, 4
 
 
+
+def _on(model, ctx=None):
+    """The hook context of ``model`` (a fresh one, or ``ctx`` pointed at ``model``)."""
+    ctx = ctx if ctx is not None else P.Context(model=model)
+    ctx.model = model
+    return ctx
+
 class TinySeq(nn.Module):
     """logits = W · mean_t x[t] (+ one bias per head); records the task argument of every call."""
 
@@ -52,15 +59,15 @@ def _ctx(tid: int, n: int = 60, task_arg=None, frac_ones: float = 0.25):
         for s in range(0, len(order), bs):
             idx = order[s:s + bs]
             yield xs[:, idx], ys[idx]
-    return P.TaskContext(_task(tid, ys), task_arg, batches, F.cross_entropy)
+    return P.Context(model=None, task=_task(tid, ys), task_arg=task_arg, batches=batches, loss_fn=F.cross_entropy)
 
 
 def test_memory_holds_balanced_samples_of_each_task():
     rp = P.Replay(mem_per_task=10, replay_batch=4)
     m = TinySeq()
-    assert rp.extra_loss(m) is None and rp.size == 0
+    assert rp.extra_loss(_on(m)) is None and rp.size == 0
     for k in range(3):
-        rp.after_task(m, _ctx(k))
+        rp.after_task(_on(m, _ctx(k)))
         assert rp.size == (k + 1) * 10
     assert rp.mem_x.shape == (T_STEPS, 30, N_IN)
     for k in range(3):
@@ -75,21 +82,21 @@ def test_memory_holds_balanced_samples_of_each_task():
     # seeded: the same draw gives the same memory
     rp2 = P.Replay(mem_per_task=10, replay_batch=4)
     for k in range(3):
-        rp2.after_task(m, _ctx(k))
+        rp2.after_task(_on(m, _ctx(k)))
     assert torch.equal(rp.mem_x, rp2.mem_x)
     # a task smaller than mem_per_task is stored whole
     rp3 = P.Replay(mem_per_task=10)
-    rp3.after_task(m, _ctx(0, n=6))
+    rp3.after_task(_on(m, _ctx(0, n=6)))
     assert rp3.size == 6
 
 
 def test_memory_loss_equals_hand_computation_and_round_trip():
     m = TinySeq()
     rp = P.Replay(mem_per_task=8, replay_batch=5, weight=0.7)
-    rp.after_task(m, _ctx(0))
-    rp.after_task(m, _ctx(1))
+    rp.after_task(_on(m, _ctx(0)))
+    rp.after_task(_on(m, _ctx(1)))
     torch.manual_seed(3)
-    loss = rp.extra_loss(m)
+    loss = rp.extra_loss(_on(m))
     torch.manual_seed(3)
     idx = torch.randint(16, (5,))
     x, y = rp.mem_x[:, idx], rp.mem_y[idx]
@@ -104,7 +111,7 @@ def test_memory_loss_equals_hand_computation_and_round_trip():
     rp2 = P.Replay(mem_per_task=8, replay_batch=5, weight=0.7)
     rp2.load_state_dict(rp.state_dict())
     torch.manual_seed(3)
-    assert float(rp2.extra_loss(m).detach()) == pytest.approx(float(expect.detach()), rel=1e-6)
+    assert float(rp2.extra_loss(_on(m)).detach()) == pytest.approx(float(expect.detach()), rel=1e-6)
     for k in ("mem_x", "mem_y", "mem_task", "mem_arg"):
         assert torch.equal(getattr(rp2, k), getattr(rp, k))
         assert getattr(rp2, k).device.type == "cpu"
@@ -113,11 +120,11 @@ def test_memory_loss_equals_hand_computation_and_round_trip():
 def test_task_il_memory_grouped_by_task_argument():
     m = TinySeq(heads=2)
     rp = P.Replay(mem_per_task=6, replay_batch=12, weight=1.0)
-    rp.after_task(m, _ctx(0, task_arg=0))
-    rp.after_task(m, _ctx(1, task_arg=1))
+    rp.after_task(_on(m, _ctx(0, task_arg=0)))
+    rp.after_task(_on(m, _ctx(1, task_arg=1)))
     m.calls.clear()
     torch.manual_seed(5)
-    loss = rp.extra_loss(m)
+    loss = rp.extra_loss(_on(m))
     torch.manual_seed(5)
     idx = torch.randint(12, (12,))
     args = rp.mem_arg[idx]
@@ -144,7 +151,7 @@ def test_bad_parameters_are_rejected_naming_the_key():
 def test_cli_shorthand_accepts_replay():
     import argparse
 
-    from metaspin_snn.continual.cli import add_run_args, build_configs
+    from metaspin_snn.cli.run import add_args as add_run_args, build_configs
     p = argparse.ArgumentParser()
     add_run_args(p)
     (cfg,) = build_configs(p.parse_args(["split-mnist", "--plugin", "replay",
@@ -186,45 +193,58 @@ def test_replay_reduces_forgetting_on_split_mnist(tmp_path):
     assert rep.metrics["bwt"] > naive.metrics["bwt"] + 0.15
 
 
-def test_replay_si_adds_both_terms():
+def test_replay_si_is_two_composed_plugins():
+    """'replay-si' (and 'replay+si') = [Replay, SI]: the extra losses add up in list order, every hook
+    reaches both, parameters go to the plugin that owns them, and states round-trip per plugin."""
     m = TinySeq()
-    both = P.make_plugin("replay-si", mem_per_task=8, replay_batch=5, weight=0.5, c=2.0, xi=0.1)
-    assert isinstance(both, P.ReplaySI) and both.extra_loss(m) is None
+    both = P.make_plugins("replay-si", mem_per_task=8, replay_batch=5, weight=0.5, c=2.0, xi=0.1)
+    assert [type(p) for p in both] == [P.Replay, P.SI]
+    assert [type(p) for p in P.make_plugins("replay+si")] == [P.Replay, P.SI]
+    rep, si = both
+    assert (rep.mem_per_task, rep.replay_batch, rep.weight, si.c, si.xi) == (8, 5, 0.5, 2.0, 0.1)
     for k in range(2):
-        both.before_task(m, None)
+        for p in both:
+            p.before_task(_on(m))
         with torch.no_grad():
             m.lin.weight.add_(0.1 * (k + 1))
         m.lin.weight.grad = -torch.ones_like(m.lin.weight)       # a descent step: ω > 0
         m.lin.bias.grad = torch.zeros_like(m.lin.bias)
         m.head_bias.grad = torch.zeros_like(m.head_bias)
-        both.after_step(m)
-        both.after_task(m, _ctx(k))
+        for p in both:
+            p.after_step(_on(m))
+        for p in both:
+            p.after_task(_on(m, _ctx(k)))
     with torch.no_grad():
         m.lin.weight.add_(0.3)
-    assert both.replay.size == 16 and both.si.big_omega
+    assert rep.size == 16 and si.big_omega
     torch.manual_seed(1)
-    total = float(both.extra_loss(m).detach())
+    r, s_ = float(rep.extra_loss(_on(m)).detach()), float(si.extra_loss(_on(m)).detach())
+    assert r > 0 and s_ > 0
+    again = P.make_plugins("replay+si", mem_per_task=8, replay_batch=5, weight=0.5, c=2.0, xi=0.1)
+    for a, b in zip(again, both):
+        a.load_state_dict(b.state_dict())
     torch.manual_seed(1)
-    rep, si = float(both.replay.extra_loss(m).detach()), float(both.si.extra_loss(m).detach())
-    assert si > 0 and total == pytest.approx(rep + si, rel=1e-6)
-    again = P.ReplaySI(mem_per_task=8, replay_batch=5, weight=0.5, c=2.0, xi=0.1)
-    again.load_state_dict(both.state_dict())
-    torch.manual_seed(1)
-    assert float(again.extra_loss(m).detach()) == pytest.approx(total, rel=1e-6)
+    assert float(again[0].extra_loss(_on(m)).detach()) == pytest.approx(r, rel=1e-6)
+    assert float(again[1].extra_loss(_on(m)).detach()) == pytest.approx(s_, rel=1e-6)
     with pytest.raises(ValueError, match="plugin_params.replay_batch"):
-        P.make_plugin("replay-si", replay_batch=0)
+        P.make_plugins("replay-si", replay_batch=0)
+    with pytest.raises(ValueError, match="several plugins"):
+        P.make_plugins("ewc+online-ewc", lam=1.0)                 # ambiguous: name the plugin
+    assert P.make_plugins("ewc+si", **{"ewc.lam": 3.0, "c": 0.5})[0].lam == 3.0
+    with pytest.raises(ValueError, match="named twice"):
+        P.make_plugins("si+si")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_replay_memory_on_cpu_loss_on_model_device():
     m = TinySeq()
     rp = P.Replay(mem_per_task=8, replay_batch=5)
-    rp.after_task(m, _ctx(0))
+    rp.after_task(_on(m, _ctx(0)))
     torch.manual_seed(2)
-    cpu = float(rp.extra_loss(m).detach())
+    cpu = float(rp.extra_loss(_on(m)).detach())
     m.cuda()
     torch.manual_seed(2)
-    loss = rp.extra_loss(m)
+    loss = rp.extra_loss(_on(m))
     assert loss.device.type == "cuda" and rp.mem_x.device.type == "cpu"
     assert float(loss.detach()) == pytest.approx(cpu, rel=1e-5)
 

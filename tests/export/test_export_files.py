@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from metaspin_snn.export.cli import add_export_args, run_export
+from metaspin_snn.cli.export import add_args as add_export_args
+from metaspin_snn.cli.export import main as run_export
 from metaspin_snn.export.emulator import emulate
 from metaspin_snn.export.fixed_point import quantize
 from metaspin_snn.export.ir import ExportError, LayerIR, NetworkIR, simulate_snntorch
@@ -176,18 +177,18 @@ def test_failing_lava_run_leaves_no_process(fail):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from metaspin_snn.networks.train import build_model
-    from metaspin_snn.networks.training import save_checkpoint
+    from metaspin_snn.networks import build_model, model_spec, save_checkpoint
 
     torch.manual_seed(0)
     config = dict(dataset="mnist", arch="mlp", synapse="real", num_steps=20, encoding="rate",
                   hidden=[24], channels=[], in_shape=[28, 28], n_classes=10, beta=0.9,
                   threshold=1.0, reset="zero", norm=None, output="count", synapse_params={})
-    model = build_model("mlp", (28, 28), 10, hidden=(24,), beta=0.9, threshold=1.0, reset="zero")
+    spec = model_spec("mlp", (28, 28), 10, hidden=(24,), beta=0.9, threshold=1.0, reset="zero")
+    model = build_model(spec)
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(4.0)
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "m.pt", model, None, config=config,
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "m.pt", model, None, spec=spec, train_config=config,
                            seed=0)
 
 

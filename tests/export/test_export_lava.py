@@ -167,11 +167,11 @@ def test_unsupported_layer_and_reset_errors_name_the_layer():
 def test_spiking_mlp_binary_synapses_float_exact():
     """A metaspin SpikingMLP with metaplastic binary synapses (frozen to ±scale) and batch norm
     folded into weights: Lava float ≡ the model's own forward pass (float64)."""
-    from metaspin_snn.networks.train import build_model
+    from metaspin_snn.networks import build_model, model_spec
 
     torch.manual_seed(1)
-    model = build_model("mlp", (24,), 6, hidden=(32,), synapse="metaplastic", beta=0.9,
-                        threshold=1.0, reset="subtract", norm="batch")
+    model = build_model(model_spec("mlp", (24,), 6, hidden=(32,), synapse="metaplastic", beta=0.9,
+                                   threshold=1.0, reset="subtract", norm="batch"))
     model.train()
     with torch.no_grad():  # populate batch-norm running statistics
         model((torch.rand(20, 64, 24) < 0.5).float())

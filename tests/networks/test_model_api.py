@@ -7,7 +7,7 @@ import torch
 from metaspin_snn.networks import (SpikingConvNet, SpikingMLP, SynapticConv2d, SynapticLinear, fold_norm,
                                    leaky_scan, load_checkpoint, make_leaky, make_optimizer, save_checkpoint,
                                    train_step)
-from metaspin_snn.networks.train import synapse_factory
+from metaspin_snn.synapses.registry import synapse_factory
 from metaspin_snn.seed import seed_everything
 
 
@@ -33,7 +33,7 @@ def test_checkpoint_roundtrip_identical_outputs(tmp_path, toy_sign, kind):
     path = save_checkpoint(tmp_path / "ck.pt", model, opt, note="x")
     fresh = build(7)
     opt2 = make_optimizer(fresh, lr=1e-2)
-    assert load_checkpoint(path, fresh, opt2) == {"note": "x"}
+    assert load_checkpoint(path, fresh, opt2)["note"] == "x"
     sa, sb = model.state_dict(), fresh.state_dict()
     assert sa.keys() == sb.keys()
     for k in sa:  # hidden synapse state included (tensors, and extra state such as generator states)
@@ -49,7 +49,7 @@ def test_checkpoint_roundtrip_identical_outputs(tmp_path, toy_sign, kind):
 
 
 def test_load_checkpoint_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="not found"):
         load_checkpoint(tmp_path / "nope.pt", SpikingMLP([3, 2]))
 
 

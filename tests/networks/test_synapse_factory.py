@@ -6,7 +6,7 @@ import torch
 
 from metaspin_snn.continual.runner import synapse_factory as config_synapse_factory
 from metaspin_snn.networks import SpikingMLP
-from metaspin_snn.networks.train import SynapseParamsError, layer_synapse_factories, synapse_factory
+from metaspin_snn.synapses.registry import SynapseParamsError, layer_synapse_factories, synapse_factory
 
 
 def test_per_layer_list_values_and_layer_seeds():

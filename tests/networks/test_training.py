@@ -6,7 +6,7 @@ import torch
 
 from metaspin_snn.data.encoding import rate
 from metaspin_snn.networks import SpikingConvNet, SpikingMLP, evaluate, make_optimizer, train_step
-from metaspin_snn.networks.train import synapse_factory
+from metaspin_snn.synapses.registry import synapse_factory
 from metaspin_snn.seed import seed_everything
 
 

@@ -1,5 +1,11 @@
 """``metaspin run``: a continual-learning stream from a TOML config or a shorthand name.
 
+Output: ``--out D`` (refused when D is not empty, unless ``--resume`` or ``--overwrite``), by default
+``runs/<target>[-quick]/<UTC time>-<config hash>/`` — one sub-folder per learner when the shorthand
+compares several, each with ``results.json``, ``checkpoint.pt`` (``metaspin export`` reads it), CSV logs
+and reports.
+
+
     metaspin run configs/pmnist.toml [--epochs 1 ...]
     metaspin run pmnist|split-mnist|sequence|rotated|stream|split-nmnist [--quick] [options]
     metaspin run split-mnist --learner online [--set train_subset=2000]   (OnlineSNN, no BPTT)
@@ -20,9 +26,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .config import STREAMS, SYNAPSES, RunConfig, load_config
-from .plugins import PLUGIN_PARAMS
-from .report import atomic_write_bytes
+from ..continual.config import LEARNERS, STREAMS, RunConfig, load_config
+from ..continual.plugins import ALIASES, PLUGINS
+from ..continual.runner import config_hash
+from ..continual.scenarios import SCENARIOS
+from ..files import atomic_write_bytes, check_out_dir
+from ..synapses.registry import BUILTIN_SYNAPSES
+
+HELP = "run a continual-learning stream"
 
 # Full-size defaults of the shorthands (the issue's calibration network for MNIST-like streams).
 _BASE: dict[str, Any] = dict(hidden=[512, 512], num_steps=8, batch_size=100, epochs=3, encoding="direct",
@@ -49,22 +60,26 @@ _DEFAULT_M = {"quick": 5.0, "full": 3.0}
 _ONLINE_STEPS = 25
 
 
-def add_run_args(parser: argparse.ArgumentParser) -> None:
+def add_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``metaspin run``."""
     parser.add_argument("target", help=f"a TOML config file, or one of: {', '.join(STREAMS)}")
     parser.add_argument("--tasks", type=int, help="number of tasks")
     parser.add_argument("--epochs", type=int, help="epochs per task")
-    parser.add_argument("--synapse", choices=SYNAPSES, help="synapse model (default: compare real/binary/metaplastic)")
+    parser.add_argument("--synapse", help=f"synapse model: {', '.join(BUILTIN_SYNAPSES)}, a registered name or "
+                        "package.module:Class (default: compare real/binary/metaplastic)")
     parser.add_argument("--m", type=str, help="metaplasticity m (one value, or comma-separated per layer)")
-    parser.add_argument("--plugin", choices=sorted(PLUGIN_PARAMS),
-                        help="continual-learning algorithm (parameters: --set plugin_params.<name>=...)")
-    parser.add_argument("--learner", choices=("bptt", "online"),
+    parser.add_argument("--plugin", help=f"continual-learning algorithm(s): {', '.join([*PLUGINS, *ALIASES])}, "
+                        "several joined by '+' (replay+si), or package.module:Class "
+                        "(parameters: --set plugin_params.<name>=...)")
+    parser.add_argument("--learner", choices=LEARNERS,
                         help="bptt: network + optimiser (default); online: OnlineSNN, local event-driven rule, "
                              "one sample at a time (options: --set online_params.<field>=...)")
-    parser.add_argument("--scenario", choices=("task", "domain", "class"), help="van de Ven & Tolias scenario")
+    parser.add_argument("--scenario", choices=SCENARIOS, help="van de Ven & Tolias scenario")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--device", type=str, help="cpu (default), cuda, cuda:N or auto")
-    parser.add_argument("--out", type=str, help="output directory (default runs/<name>, untracked; results/ holds the published tables)")
+    parser.add_argument("--out", type=str, help="output folder, refused if not empty unless --resume/--overwrite "
+                        "(default runs/<target>/<UTC time>-<config hash>/; results/ holds the published tables)")
+    parser.add_argument("--overwrite", action="store_true", help="allow a non-empty --out (its files are replaced)")
     parser.add_argument("--quick", action="store_true", help="small, fast version (minutes on 2 cores)")
     parser.add_argument("--data-root", type=str, help="folder holding mnist/ and nmnist-small/")
     parser.add_argument("--sequence-dirs", nargs="+", help="MNIST-format directories, one per task (sequence)")
@@ -120,8 +135,33 @@ def parse_set_items(items: list[str], into: dict[str, Any] | None = None) -> dic
     return o
 
 
+_PENDING = "<pending>"  # placeholder root until the configs' hash is known
+
+
 def build_configs(args: argparse.Namespace) -> list[RunConfig]:
-    """The run(s) a command line asks for; every config is validated here (before any training)."""
+    """The run(s) a command line asks for; every config is validated here (before any training).
+    Output: ``--out`` as given, else ``runs/<target>[-quick]/<UTC time>-<hash of the configs>/``
+    (a sub-folder per learner when several are compared)."""
+    configs = _build_configs(args)
+    if args.out or all(c.out != _PENDING and not c.out.startswith(_PENDING + "/") for c in configs):
+        return configs
+    if getattr(args, "resume", False):
+        raise ValueError("--resume needs --out: the folder of the run to continue")
+    import datetime
+    import hashlib
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    h = hashlib.sha256("".join(config_hash(c) for c in configs).encode()).hexdigest()[:8]
+    name = Path(args.target).stem if args.target.endswith(".toml") else args.target
+    root = Path("runs") / (name + ("-quick" if args.quick else "")) / f"{stamp}-{h}"
+    return [c.replace(out=str(root) + c.out[len(_PENDING):]) for c in configs]
+
+
+def run_root(configs: list[RunConfig]) -> Path:
+    """The folder a command writes into: the run's own, or the parent of compared learners' folders."""
+    return Path(configs[0].out) if len(configs) == 1 else Path(configs[0].out).parent
+
+
+def _build_configs(args: argparse.Namespace) -> list[RunConfig]:
     o = _overrides(args)
     m = _parse_m(args.m) if args.m is not None else None
     if args.target.endswith(".toml") or Path(args.target).is_file():
@@ -137,7 +177,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         if "synapse" in o and o["synapse"] != cfg.synapse and "synapse_params" not in o:
             o["synapse_params"] = {}
         cfg = cfg.replace(**o)
-        out = args.out or cfg.out
+        out = args.out or cfg.out or _PENDING
         return [cfg.replace(out=out)]
     if args.target not in _SHORTHAND:
         raise ValueError(f"run target {args.target!r}: not a .toml file nor one of {', '.join(_SHORTHAND)}")
@@ -155,7 +195,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
     base.update(o)
     if base.get("stream") == "sequence" and "sequence_dirs" not in base:
         raise ValueError("run sequence: give the datasets with --sequence-dirs DIR [DIR ...]")
-    root = Path(args.out) if args.out else Path("runs") / (args.target + ("-quick" if args.quick else ""))
+    root = Path(args.out) if args.out else Path(_PENDING)
     if o.get("learner") == "online":  # one OnlineSNN run: one pass per task, T = 25 rate-coded steps
         if "synapse" in o or m is not None or user_sp:
             raise ValueError("--learner online: uses its own plasticity rule; set it with "
@@ -164,8 +204,7 @@ def build_configs(args: argparse.Namespace) -> list[RunConfig]:
         if args.quick:
             on.update(train_subset=o.get("train_subset", 1000), test_subset=o.get("test_subset", 1000))
         rule = o.get("online_params", {}).get("rule", "pmp")
-        out = args.out or str(Path("runs") / f"{args.target}-online{'-quick' if args.quick else ''}")
-        return [RunConfig.from_dict({**on, "name": f"online-{rule}", "out": out})]
+        return [RunConfig.from_dict({**on, "name": f"online-{rule}", "out": str(root)})]
     if "synapse" in o or "plugin" in o:
         syn = o.get("synapse", "metaplastic" if m is not None else "real")
         sp = dict(user_sp)
@@ -209,11 +248,12 @@ def summary_table(results: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    """Entry point of ``metaspin run``; returns the process exit status."""
-    from .runner import run_stream
+def main(args: argparse.Namespace) -> int:
+    """Entry point of ``metaspin run``; returns the process exit status (2: bad input, one line)."""
+    from ..continual.runner import run_stream
     try:
         configs = build_configs(args)
+        check_out_dir(run_root(configs), resume=args.resume, overwrite=args.overwrite)
     except ValueError as e:
         print(f"metaspin run: {e}", file=sys.stderr)
         return 2
@@ -222,7 +262,8 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"== {cfg.name}: {cfg.stream}, {cfg.n_tasks} tasks, {cfg.scenario}, synapse={cfg.synapse} "
               f"{cfg.synapse_params or ''}, plugin={cfg.plugin}, out={cfg.out}", flush=True)
         try:
-            res = run_stream(cfg, resume=args.resume, log=lambda s: print("  " + s, flush=True))
+            res = run_stream(cfg, resume=args.resume, overwrite=args.overwrite,
+                             log=lambda s: print("  " + s, flush=True))
         except ValueError as e:
             print(f"metaspin run: {e}", file=sys.stderr)
             return 2
@@ -233,21 +274,10 @@ def run_cli(args: argparse.Namespace) -> int:
     print("\n" + table)
     print("(ACC, BWT, FWT, forgetting, intransigence in percentage points; see each run's report.md)")
     if len(results) > 1:
-        root = Path(configs[0].out).parent
+        root = run_root(configs)
         atomic_write_bytes(root / "summary.md", (f"# {args.target}{' --quick' if args.quick else ''}\n\n"
                                                  + table + "\n").encode())
-        from .report import plot_comparison
+        from ..continual.report import plot_comparison
         plot_comparison(results, root / "summary.png", f"{args.target}{' --quick' if args.quick else ''}")
         print(f"summary: {root / 'summary.md'}, {root / 'summary.png'}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m metaspin_snn.continual.cli``)."""
-    p = argparse.ArgumentParser(prog="metaspin run")
-    add_run_args(p)
-    return run_cli(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

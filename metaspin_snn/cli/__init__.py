@@ -1,0 +1,48 @@
+"""The ``metaspin`` command: one module per subcommand (``info``, ``data``, ``train``, ``run``,
+``export``), each thin — parse, call the library, print."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import data, export, info, run, train
+
+COMMANDS = {"info": info, "data": data, "train": train, "run": run, "export": export}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="metaspin", description="Metaplastic spiking networks: "
+                                "continual learning, event-driven plasticity, export to Lava.")
+    p.add_argument("--version", action="version", version=f"metaspin-snn {_version()}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, mod in COMMANDS.items():
+        sp = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_args(sp)
+        sp.set_defaults(func=mod.main)
+    return p
+
+
+def _version() -> str:
+    import metaspin_snn
+    return metaspin_snn.__version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Expected failures (bad input, missing or corrupt files, an output folder that
+    would be overwritten) print one line naming what and where and return 2; set
+    ``METASPIN_TRACEBACK=1`` to see the traceback instead."""
+    from ..data import DatasetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (DatasetError, FileNotFoundError, ValueError, TypeError, PermissionError) as e:
+        if os.environ.get("METASPIN_TRACEBACK"):
+            raise
+        print(f"metaspin {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
