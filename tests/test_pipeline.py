@@ -1,0 +1,142 @@
+"""From continual training to the chip in one pipeline: ``metaspin run … --out D`` then ``metaspin export
+D --to lava --verify N`` (float: spike-exact against the float64 reference of the trained network;
+fixed point: the emulator equals Lava), output folders that are never overwritten silently."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from metaspin_snn.cli import main
+from metaspin_snn.export.ir import extract_ir, simulate_snntorch
+from metaspin_snn.networks import load_model
+
+SMALL = ["--set", "train_subset=500", "--set", "test_subset=200", "--epochs", "1"]
+
+
+def _reports(text: str) -> list[dict]:
+    """The JSON reports ``metaspin export --verify`` prints."""
+    dec, out, i = json.JSONDecoder(), [], 0
+    while (i := text.find("\n{", i)) >= 0:
+        obj, end = dec.raw_decode(text, i + 1)
+        out.append(obj)
+        i = end
+    return out
+
+
+def _snapshot(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """``metaspin run pmnist --quick --tasks 2`` (the quick network: 784-256-256-10, T = 4, direct-current
+    input, real / binary / metaplastic learners) on a smaller data subset."""
+    d = tmp_path_factory.mktemp("pipe") / "D"
+    assert main(["run", "pmnist", "--quick", "--tasks", "2", "--no-progress", "--out", str(d), *SMALL]) == 0
+    return d
+
+
+def test_run_then_export_every_learner_spike_exact(run_dir, capsys):
+    capsys.readouterr()
+    assert main(["export", str(run_dir), "--to", "lava", "--verify", "50"]) == 0
+    out = capsys.readouterr().out
+    reps = _reports(out)
+    assert len(reps) == 3 and out.count("graded input, float") == 3   # all three learners, in order
+    for r in reps:
+        assert r["n_samples"] == 50 and r["input_kind"] == "graded" and r["num_steps"] == 4
+        assert r["spike_agreement"] == [1.0, 1.0, 1.0] and r["prediction_agreement"] == 1.0
+        assert r["rate_reference"][0] > 0.01                            # the network is not silent
+    for name in ("finetune-real", "finetune-binary-m0", "metaplastic-m5.0"):
+        assert (run_dir / name / "checkpoint.lava.npz").is_file()
+
+
+def test_export_reads_the_trained_network_not_a_rebuilt_one(run_dir):
+    """The exported IR is the trained network: its float64 simulation gives the network's own output
+    spikes on the run's test inputs (so 100 % Lava agreement means the deployed learner is the trained one)."""
+    from metaspin_snn.cli.export import Source
+    ck_path = run_dir / "metaplastic-m5.0" / "checkpoint.pt"
+    model, ck = load_model(ck_path)
+    src = Source(ck, ck_path, None, 0)
+    x, y = src.inputs(1, 40)
+    assert x.dtype == np.float64 and x.shape == (4, 40, 784) and 0 <= x.min() and x.max() <= 1
+    ir = extract_ir(model, None, input="graded")
+    ref = simulate_snntorch(ir, x)
+    with torch.no_grad():
+        own = model.double()(torch.from_numpy(x)).out_spikes.numpy()
+    np.testing.assert_array_equal(ref[-1], own)
+    syn = [m for m in model.modules() if hasattr(m, "hidden")]
+    assert syn and all(torch.unique(s.weight.detach().abs()).numel() == 1 for s in syn)   # binary ±scale weights
+
+
+def test_fixed_point_emulator_equals_lava(run_dir, capsys):
+    capsys.readouterr()
+    assert main(["export", str(run_dir), "--run", "metaplastic-m5.0", "--to", "lava", "--fixed-point",
+                 "--verify", "50"]) == 0
+    (r,) = _reports(capsys.readouterr().out)
+    assert r["fixed_point"] and r["emulator_equals_lava"] is True and r["input_bits"] == 8
+    assert min(r["spike_agreement_vs_dequantized"]) > 0.99                # 8-bit input, 8-bit weights
+    with np.load(run_dir / "metaplastic-m5.0" / "checkpoint.lava.npz") as f:
+        assert str(f["kind"]) == "fixed"
+
+
+def test_same_out_again_is_refused_and_changes_nothing(run_dir, capsys):
+    before = _snapshot(run_dir)
+    capsys.readouterr()
+    assert main(["run", "pmnist", "--quick", "--tasks", "2", "--no-progress", "--out", str(run_dir), *SMALL]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not empty" in err[0] and "--resume" in err[0] and "--overwrite" in err[0]
+    assert _snapshot(run_dir) == before
+    # --resume of the finished runs trains nothing and leaves the numbers as they were
+    names = ("finetune-real", "metaplastic-m5.0")
+    matrices = {n: json.loads((run_dir / n / "results.json").read_text())["matrix"] for n in names}
+    assert main(["run", "pmnist", "--quick", "--tasks", "2", "--no-progress", "--resume", "--out", str(run_dir),
+                 *SMALL]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    for n in names:
+        assert json.loads((run_dir / n / "results.json").read_text())["matrix"] == matrices[n]
+
+
+def test_results_record_provenance(run_dir):
+    d = json.loads((run_dir / "metaplastic-m5.0" / "results.json").read_text())
+    import metaspin_snn
+    p = d["provenance"]
+    assert d["schema_version"] == 2 and p["package_version"] == metaspin_snn.__version__
+    assert p["command"] and p["started_utc"].endswith("Z") and p["finished_utc"] >= p["started_utc"]
+    assert "git_commit" in p
+    rows = (run_dir / "metaplastic-m5.0" / "epochs.csv").read_text().splitlines()
+    assert len(rows) == 3 and "train_accuracy" in rows[0] and "hidden_mean_abs" in rows[0]   # 2 tasks × 1 epoch
+
+
+def test_export_errors_are_one_line(run_dir, tmp_path, capsys):
+    assert main(["export", str(run_dir), "--to", "lava", "--verify", "-3"]) == 2
+    assert "--verify" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["export", str(bad), "--to", "lava"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
+    flipped = tmp_path / "flipped.pt"
+    data = bytearray((run_dir / "finetune-real" / "checkpoint.pt").read_bytes())
+    data[len(data) // 2] ^= 0x10
+    flipped.write_bytes(bytes(data))
+    assert main(["export", str(flipped), "--to", "nir", "--out", str(tmp_path / "x.nir")]) == 2
+    assert "damaged" in capsys.readouterr().err
+    assert not (tmp_path / "x.nir").exists()
+
+
+@pytest.mark.slow
+def test_readme_command_then_export(tmp_path, capsys):
+    """The issue's check verbatim: ``metaspin run pmnist --quick --tasks 2 --out D`` then ``metaspin export
+    D --to lava --verify 50`` and ``--fixed-point`` (minutes: full quick subsets)."""
+    d = tmp_path / "D"
+    assert main(["run", "pmnist", "--quick", "--tasks", "2", "--no-progress", "--out", str(d)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(d), "--to", "lava", "--verify", "50"]) == 0
+    assert all(r["spike_agreement"] == [1.0, 1.0, 1.0] for r in _reports(capsys.readouterr().out))
+    assert main(["export", str(d), "--to", "lava", "--fixed-point", "--verify", "50"]) == 0
+    assert all(r["emulator_equals_lava"] for r in _reports(capsys.readouterr().out))
