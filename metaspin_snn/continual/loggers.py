@@ -149,9 +149,13 @@ class TensorBoardLogger(Callback):
         except ImportError as e:
             raise ValueError("logger 'tensorboard' needs the tensorboard package "
                              "(pip install 'metaspin-snn[tensorboard]')") from e
-        self.writer = SummaryWriter(str(Path(out) / "tensorboard"))
+        self._make = lambda: SummaryWriter(str(Path(out) / "tensorboard"))
+        self.writer: Any = None  # opened when training starts (after the output folder is checked)
         self.every = every
         self._global = 0
+
+    def before_training(self, ctx: Context) -> None:
+        self.writer = self._make()
 
     def after_step(self, ctx: Context) -> None:
         self._global += 1
@@ -172,8 +176,10 @@ class TensorBoardLogger(Callback):
             self.writer.add_scalar(f"accuracy/task{j}", a, ctx.task_index)
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+            self.writer = None
 
 
 class ConsoleLogger(Callback):
