@@ -32,7 +32,7 @@ from torch import nn  # noqa: E402
 
 from metaspin_snn.data import load_mnist  # noqa: E402
 from metaspin_snn.data.encoding import rate  # noqa: E402
-from metaspin_snn.networks import SpikingMLP, make_optimizer  # noqa: E402
+from metaspin_snn.networks import SpikingMLP, make_optimizer, train_step  # noqa: E402
 from metaspin_snn.networks.sparse import SparseLinearFn  # noqa: E402
 from metaspin_snn.synapses.registry import synapse_factory  # noqa: E402
 
@@ -69,11 +69,8 @@ def make_variants(batches):
         plain_opt.step()
 
     def ours(model, opt):
-        def step(x, y):
-            opt.zero_grad()
-            out = model(x)
-            F.cross_entropy(out.logits, y).backward()
-            opt.step()
+        def step(x, y):  # the library's one training step
+            _, out = train_step(model, opt, x, y, return_output=True)
             step.rates = [float(s.detach().mean()) / T for s in out.spikes]
         step.rates = []
         return step
