@@ -10,7 +10,8 @@ from typing import Any
 
 _NAMES = {
     "ExportError": "ir", "LayerIR": "ir", "NetworkIR": "ir", "extract_ir": "ir",
-    "simulate_snntorch": "ir", "check_spikes": "ir",
+    "simulate_snntorch": "ir", "check_spikes": "ir", "check_graded": "ir", "check_inputs": "ir",
+    "input_quantization": "fixed_point",
     "FixedPointLayer": "fixed_point", "FixedPointNetwork": "fixed_point", "quantize": "fixed_point",
     "emulate": "emulator",
     "to_lava": "lava", "run_lava": "lava", "LavaResult": "lava", "LavaRunError": "lava",

@@ -3,7 +3,8 @@
 Runs in its own session (started by :func:`metaspin_snn.export.lava.run_lava`), so that a hung
 Lava runtime can be killed with its whole process group. Imports numpy and Lava only (no torch).
 The request holds the network arrays (see :mod:`metaspin_snn.export.lava_build`), ``spikes``
-[T, B, in], ``record_all``, ``chunk`` (samples per runtime), ``steps_long`` (0, or the length of an
+[T, B, in] (the source data: binary spikes, graded real values, or graded integer payloads for a
+fixed-point graded network), ``record_all``, ``chunk`` (samples per runtime), ``steps_long`` (0, or the length of an
 extra single-sample run used to time steps), and ``fail`` (test hook: "" | "raise" | "hang" |
 "stuck"; "stuck" ignores SIGTERM). SIGTERM raises SystemExit, so ``finally: stop()`` runs.
 The result holds ``layer{k}`` [T, B, out] and timing arrays; it is written then renamed.
@@ -45,7 +46,8 @@ def _run_chunk(arrays: dict, spikes: np.ndarray, record_all: bool, fail: str) ->
 
 
 def _time_steps(arrays: dict, n_in: int, steps: int, seed: int = 0) -> float:
-    """Seconds per step of one sample inside one long run (random 10 % input)."""
+    """Seconds per step of one sample inside one long run (random 10 % input; 0/1 values, also
+    valid graded input)."""
     from lava.magma.core.run_conditions import RunSteps
 
     from .lava_build import build, run_config

@@ -10,6 +10,11 @@ A network is a chain of layers, each a dense synapse followed by an snnTorch ``L
     subtract:  m[t] = beta * m[t-1] + I[t] - theta * r[t]
     s[t] = H(m[t] - theta)                         (H(x) = 1 if x > 0)
 
+The first layer's input ``s_in`` is either binary spikes (``input_kind="spikes"``, uint8
+[T, B, n_in]) or, with ``input_kind="graded"``, a real-valued signal x[t] (the library's
+``encoding="direct"``: I0[t] = W0 x[t] + b0, e.g. pixels in [0, 1] or standardised pixels). Later
+layers always receive the previous layer's binary spikes.
+
 Every exporter (Lava, fixed point, NIR, netx) consumes this IR, so that the model side (plain
 ``nn.Linear`` + ``snn.Leaky`` chains, or ``metaspin_snn.networks.SpikingMLP``) is read in one place.
 """
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 
 RESETS = ("zero", "subtract")
+INPUT_KINDS = ("spikes", "graded")
 
 
 class ExportError(ValueError):
@@ -123,11 +129,27 @@ class LayerChain:
         return [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
 
 
+def check_input_kind(kind: object, where: str) -> str:
+    """``kind`` if it is one of :data:`INPUT_KINDS`, else :class:`ExportError`."""
+    if not isinstance(kind, str) or kind not in INPUT_KINDS:
+        raise ExportError(f"{where}: input kind must be one of {', '.join(map(repr, INPUT_KINDS))}, "
+                          f"got {kind!r}")
+    return kind
+
+
 @dataclass(frozen=True)
 class NetworkIR(LayerChain):
-    """A chain of :class:`LayerIR`; layer k+1's input size equals layer k's output size."""
+    """A chain of :class:`LayerIR`; layer k+1's input size equals layer k's output size.
+
+    ``input_kind``: what the first layer reads, ``"spikes"`` (binary) or ``"graded"`` (real-valued,
+    direct-current input)."""
 
     layers: tuple[LayerIR, ...] = field(default_factory=tuple)
+    input_kind: str = "spikes"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_input_kind(self.input_kind, type(self).__name__)
 
 
 # ----------------------------------------------------------------------------------- extraction
@@ -221,7 +243,7 @@ def _unroll_conv(fl, in_shape: tuple, where: str) -> tuple[np.ndarray, np.ndarra
     return cols.T.contiguous().numpy().copy(), b, per_channel
 
 
-def _extract_spiking_net(model: nn.Module, task: int | None) -> NetworkIR:
+def _extract_spiking_net(model: nn.Module, task: int | None, input_kind: str) -> NetworkIR:
     """IR of a ``metaspin_snn.networks`` SpikingMLP/SpikingConvNet via its ``fold_norm`` (eval mode:
     frozen effective weights, batch norm folded into weights and biases). Conv stages without
     pooling are unrolled into dense layers (Lava Dense computes the same sums)."""
@@ -263,11 +285,15 @@ def _extract_spiking_net(model: nn.Module, task: int | None) -> NetworkIR:
         layers.append(LayerIR(w, b, _vector(beta, n, "beta", where),
                               _vector(thr, n, "threshold", where), fl.reset, name=where))
         shape = out_shape
-    return NetworkIR(tuple(layers))
+    return NetworkIR(tuple(layers), input_kind=input_kind)
 
 
-def extract_ir(model: nn.Module, task: int | None = None) -> NetworkIR:
+def extract_ir(model: nn.Module, task: int | None = None, input: str = "spikes") -> NetworkIR:
     """Read a frozen :class:`NetworkIR` from a spiking model.
+
+    ``input``: ``"spikes"`` (binary input spikes, e.g. rate / latency encoding) or ``"graded"``
+    (the first layer reads real-valued inputs every step, as with ``encoding="direct"``); recorded
+    as ``NetworkIR.input_kind``.
 
     ``metaspin_snn.networks`` models (``stages`` + ``layers()``) are read through ``fold_norm``
     (``task`` picks the head / norm set). Otherwise a Sequential-like chain is accepted, in forward
@@ -278,8 +304,9 @@ def extract_ir(model: nn.Module, task: int | None = None) -> NetworkIR:
     """
     if not isinstance(model, nn.Module):
         raise ExportError(f"extract_ir expects a torch nn.Module, got {type(model).__name__}")
+    check_input_kind(input, "extract_ir")
     if hasattr(model, "stages") and hasattr(model, "layers") and callable(model.layers):
-        return _extract_spiking_net(model, task)
+        return _extract_spiking_net(model, task, input)
     import snntorch as snn
 
     layers: list[LayerIR] = []
@@ -310,7 +337,7 @@ def extract_ir(model: nn.Module, task: int | None = None) -> NetworkIR:
                           "the output layer must be spiking")
     if not layers:
         raise ExportError(f"{type(model).__name__}: no Linear + Leaky layers found")
-    return NetworkIR(tuple(layers))
+    return NetworkIR(tuple(layers), input_kind=input)
 
 
 # ------------------------------------------------------------------------------- float reference
@@ -320,15 +347,44 @@ def check_spikes(spikes: np.ndarray | torch.Tensor, n_in: int, where: str = "inp
     if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] == 0 or x.shape[1] == 0:
         raise ExportError(f"{where}: expected spikes of shape [T, B, {n_in}], got {x.shape}")
     if not np.all((x == 0) | (x == 1)):
-        raise ExportError(f"{where}: spikes must be binary (0/1)")
+        raise ExportError(f"{where}: spikes must be binary (0/1); this network reads spike inputs "
+                          "(for real-valued inputs extract the IR with input='graded')")
     return x.astype(np.uint8)
 
 
+def check_graded(values: np.ndarray | torch.Tensor, n_in: int, where: str = "input") -> np.ndarray:
+    """Validate a real-valued (graded) input array [T, B, n_in]: finite numbers; returns float64."""
+    x = values.detach().cpu().numpy() if torch.is_tensor(values) else np.asarray(values)
+    if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ExportError(f"{where}: expected graded inputs of shape [T, B, {n_in}], got {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
+        raise ExportError(f"{where}: graded inputs must be real numbers, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ExportError(f"{where}: graded inputs contain NaN or inf")
+    return x
+
+
+def check_inputs(inputs: np.ndarray | torch.Tensor, n_in: int, input_kind: str,
+                 where: str = "input") -> np.ndarray:
+    """Validate the first layer's inputs [T, B, n_in] for ``input_kind``: binary spikes → uint8
+    (:func:`check_spikes`), graded → float64 (:func:`check_graded`)."""
+    if check_input_kind(input_kind, where) == "graded":
+        return check_graded(inputs, n_in, where)
+    return check_spikes(inputs, n_in, where)
+
+
 def simulate_snntorch(ir: NetworkIR, spikes: np.ndarray | torch.Tensor) -> list[np.ndarray]:
-    """Run the IR with real ``snntorch.Leaky`` neurons in float64; each layer's spikes [T, B, out]."""
+    """Run the IR with real ``snntorch.Leaky`` neurons in float64; each layer's spikes [T, B, out].
+
+    ``spikes`` [T, B, in]: binary spikes, or real values when ``ir.input_kind == "graded"``
+    (then I0[t] = W0 x[t] + b0)."""
     import snntorch as snn
 
-    x = torch.from_numpy(check_spikes(spikes, ir.layers[0].in_features).astype(np.float64))
+    if not isinstance(ir, NetworkIR):
+        raise ExportError(f"simulate_snntorch expects a NetworkIR, got {type(ir).__name__}")
+    x = torch.from_numpy(check_inputs(spikes, ir.layers[0].in_features, ir.input_kind)
+                         .astype(np.float64))
     fcs, neurons = [], []
     for layer in ir:
         fc = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,

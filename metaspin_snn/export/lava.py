@@ -11,6 +11,12 @@ Float mapping (snnTorch ``Leaky`` → Lava ``LIF``): du = 1, dv = 1 - beta, vth 
 unchanged, biases via a delayed always-on line; spike-exact in float64 once the one-step delay per
 Dense is removed (measured in ``tests/export``). Subtract reset, per-neuron parameters, and betas for
 which ``1 - (1 - beta) != beta`` in float64 use :class:`~.lava_procs.snn_lif.SnnLIF`.
+
+Graded (direct-current) input (``input_kind="graded"``): the source RingBuffer sends the real
+inputs (float) or their integer payloads ``q = clip(rint(x / step), q_min, q_max)`` (fixed point,
+``FixedPointNetwork.quantize_input``) as graded spikes into a first Dense with
+``num_message_bits`` > 0, which computes ``W x`` with the same one-step delay as for spikes; see
+:mod:`.lava_build`. :func:`run_lava` and :func:`to_lava` always take the real-valued inputs.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .fixed_point import FixedPointNetwork, quantize
-from .ir import ExportError, NetworkIR, check_spikes
+from .ir import ExportError, NetworkIR, check_inputs
 
 
 class LavaRunError(RuntimeError):
@@ -53,7 +59,9 @@ class LavaResult:
 
 
 def network_arrays(network: NetworkIR | FixedPointNetwork) -> dict[str, np.ndarray]:
-    """Flatten a float IR or a fixed-point network into the plain arrays the Lava builder reads."""
+    """Flatten a float IR or a fixed-point network into the plain arrays the Lava builder reads
+    (keys in :mod:`.lava_build`; ``input_kind`` "spikes" | "graded", and for a graded fixed-point
+    network ``input_bits``, ``input_signed``, ``input_step`` and ``L0.bias_input``)."""
     out: dict[str, np.ndarray] = {"n_layers": np.asarray(len(network))}
     if isinstance(network, NetworkIR):
         out["kind"] = np.asarray("float")
@@ -61,6 +69,13 @@ def network_arrays(network: NetworkIR | FixedPointNetwork) -> dict[str, np.ndarr
         out["kind"] = np.asarray("fixed")
     else:
         raise ExportError(f"expected a NetworkIR or FixedPointNetwork, got {type(network).__name__}")
+    out["input_kind"] = np.asarray(network.input_kind)
+    if isinstance(network, FixedPointNetwork) and network.input_kind == "graded":
+        out["input_bits"] = np.asarray(network.input_bits)
+        out["input_signed"] = np.asarray(int(network.input_signed))
+        out["input_step"] = np.asarray(network.input_step, dtype=np.float64)
+        if network.layers[0].bias is not None:
+            out["L0.bias_input"] = np.asarray(network.bias_input(0))
     for k, layer in enumerate(network):
         p = f"L{k}."
         out[p + "weight"] = layer.weight
@@ -91,16 +106,24 @@ def _prepare(network: NetworkIR | FixedPointNetwork, fixed_point: bool):
     return quantize(network) if fixed_point else network
 
 
+def lava_inputs(net: NetworkIR | FixedPointNetwork, inputs) -> np.ndarray:
+    """What the Lava source sends for ``inputs`` [T, B, in]: binary spikes (uint8), graded real
+    values (float64), or a fixed-point network's integer payloads (int32, ``quantize_input``)."""
+    if isinstance(net, FixedPointNetwork):
+        return net.quantize_input(inputs)
+    return check_inputs(inputs, net.layers[0].in_features, net.input_kind)
+
+
 def to_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
             fixed_point: bool = False, record_all: bool = False):
     """Build connected Lava processes (source → Dense + LIF per layer → sinks) for ``input_spikes``
-    [T, B, in] in this process; returns a :class:`~.lava_build.LavaNetwork` (run it with
+    [T, B, in] (binary spikes, or real values for a graded network) in this process; returns a
+    :class:`~.lava_build.LavaNetwork` (run it with
     ``net.neurons[-1].run(RunSteps(net.num_steps), run_config(net.kind))``, always ``stop()``)."""
     from .lava_build import build
 
     net = _prepare(network, fixed_point)
-    x = check_spikes(input_spikes, net.layers[0].in_features)
-    return build(network_arrays(net), x, record_all)
+    return build(network_arrays(net), lava_inputs(net, input_spikes), record_all)
 
 
 def _kill_group(pid: int) -> None:
@@ -186,6 +209,8 @@ def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
              _fail: str = "") -> LavaResult:
     """Run ``network`` on ``input_spikes`` [T, B, in] in Lava (``Loihi2SimCfg``, ``floating_pt`` or
     bit-accurate ``fixed_pt``) inside an isolated worker; returns spikes aligned to snnTorch time.
+    For a graded-input network ``input_spikes`` are the real-valued inputs (quantised here with the
+    network's input quantisation for fixed point).
 
     ``chunk``: samples per Lava runtime (block-diagonal); default keeps each block-diagonal weight
     matrix under ~4 M entries. ``steps_long`` > 1 also times the per-step cost of one long run.
@@ -194,7 +219,7 @@ def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
     process group is killed and shared-memory segments left by the killed runtime are unlinked.
     """
     net = _prepare(network, fixed_point)
-    x = check_spikes(input_spikes, net.layers[0].in_features)
+    x = lava_inputs(net, input_spikes)
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0 s, got {timeout}")
     if chunk is None:

@@ -28,8 +28,18 @@ from .fixed_point import FixedPointLayer, FixedPointNetwork, quantize
 from .ir import ExportError, NetworkIR
 
 
+GRADED_UNSUPPORTED = ("netx export supports binary spike inputs only: this network reads graded "
+                      "(direct-current) input, which the netx file format cannot represent; "
+                      "export it to Lava (.lava.npz) or NIR instead")
+
+
 def write_netx(network: NetworkIR | FixedPointNetwork, path: str | Path) -> Path:
-    """Write a netx HDF5 file atomically; a float IR is quantised first (weight_exp <= 0)."""
+    """Write a netx HDF5 file atomically; a float IR is quantised first (weight_exp <= 0).
+    Graded-input networks are refused (:class:`ExportError`): the file stores integer weights
+    (weight_exp <= 0) and has no field for the input's payload width or scale, so a first layer
+    with the graded input scale folded in (weight_exp around -8) cannot be written."""
+    if isinstance(network, (NetworkIR, FixedPointNetwork)) and network.input_kind != "spikes":
+        raise ExportError(GRADED_UNSUPPORTED)
     if isinstance(network, NetworkIR):
         network = quantize(network, max_weight_exp=0)
     if not isinstance(network, FixedPointNetwork):

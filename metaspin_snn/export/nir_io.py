@@ -6,6 +6,8 @@ NIR's Euler-discretised ``tau dv/dt = (v_leak - v) + r I`` with step ``dt`` give
 ``v = (1 - dt/tau) v + (dt/tau) r I``; with ``tau = dt / (1 - beta)``, ``r = tau / dt`` and
 ``v_leak = 0`` this is snnTorch's ``v = beta v + I``. NIR does not encode the reset mechanism; it is
 kept in node metadata (``{"reset": "zero" | "subtract", "dt": dt}``) and NIR's ``v_reset`` is 0.
+The ``Input`` node is only a shape; what it carries (``NetworkIR.input_kind``: binary "spikes" or
+real-valued "graded" input) is kept in its metadata (``{"input_kind": ...}``; absent → "spikes").
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import ExportError, LayerIR, NetworkIR
+from .ir import ExportError, LayerIR, NetworkIR, check_input_kind
 
 DT = 1e-4  # the time step snnTorch uses in its NIR export
 
@@ -28,7 +30,8 @@ def to_nir(ir: NetworkIR, dt: float = DT):
         raise ExportError(f"to_nir expects a NetworkIR, got {type(ir).__name__}")
     if not dt > 0:
         raise ValueError(f"dt must be > 0, got {dt}")
-    nodes = {"input": nir.Input(input_type={"input": np.array([ir.layers[0].in_features])})}
+    nodes = {"input": nir.Input(input_type={"input": np.array([ir.layers[0].in_features])},
+                                metadata={"input_kind": ir.input_kind})}
     edges = []
     prev = "input"
     for k, layer in enumerate(ir):
@@ -61,7 +64,8 @@ def ir_from_nir(graph, dt: float | None = None) -> NetworkIR:
     """Read a chain ``Input → (Affine|Linear → LIF)* → Output`` back into a :class:`NetworkIR`.
 
     ``beta = 1 - dt/tau`` with ``dt`` from the node metadata (else ``dt`` or snnTorch's 1e-4);
-    the input gain ``r dt / tau`` must be 1 and ``v_leak`` 0 (snnTorch's convention).
+    the input gain ``r dt / tau`` must be 1 and ``v_leak`` 0 (snnTorch's convention). The input
+    kind comes from the ``Input`` node's metadata ("spikes" when absent).
     """
     import nir
 
@@ -71,6 +75,8 @@ def ir_from_nir(graph, dt: float | None = None) -> NetworkIR:
     starts = [name for name, node in graph.nodes.items() if isinstance(node, nir.Input)]
     if len(starts) != 1:
         raise ExportError(f"NIR graph must have exactly one Input node, found {len(starts)}")
+    input_kind = _meta_str((graph.nodes[starts[0]].metadata or {}).get("input_kind"), "spikes")
+    check_input_kind(input_kind, f"NIR node {starts[0]!r}")
     layers: list[LayerIR] = []
     name, pending = starts[0], None
     seen = set()
@@ -115,7 +121,7 @@ def ir_from_nir(graph, dt: float | None = None) -> NetworkIR:
             raise ExportError(f"NIR node {name!r} ({type(node).__name__}) is not supported")
     if pending is not None:
         raise ExportError(f"NIR node {pending[0]!r} is not followed by a LIF node")
-    return NetworkIR(tuple(layers))
+    return NetworkIR(tuple(layers), input_kind=input_kind)
 
 
 def write_nir(ir: NetworkIR, path: str | Path, dt: float = DT) -> Path:
