@@ -195,7 +195,8 @@ def main(args: argparse.Namespace) -> int:
         x = y = None
         quant: dict[str, Any] = {}
         if args.verify or (fixed and ir.input_kind == "graded"):
-            x, y = src.inputs(k, max(args.verify, 1) if args.verify else 256)
+            # graded fixed point: the input range from ≥ 256 test samples (pixels: [0, 1])
+            x, y = src.inputs(k, max(args.verify, 256 if ir.input_kind == "graded" else 1))
             if ir.input_kind == "graded":
                 from ..export.verification import default_input_range
                 quant["input_range"] = default_input_range(x)
