@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metaspin_snn.continual.report import atomic_write_bytes
+from metaspin_snn.files import atomic_write_bytes
 
 
 def collect(folders: list[Path]) -> dict[str, list[dict]]:

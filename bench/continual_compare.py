@@ -21,7 +21,8 @@ import torch
 
 from metaspin_snn.cli.run import parse_set_items, summary_table
 from metaspin_snn.continual.config import RunConfig
-from metaspin_snn.continual.report import atomic_write_bytes, plot_comparison
+from metaspin_snn.continual.report import plot_comparison
+from metaspin_snn.files import atomic_write_bytes
 from metaspin_snn.continual.runner import run_stream
 
 # Defaults of the synapse models and runner before they followed the authors' codes. Every preset below

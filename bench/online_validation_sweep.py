@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from metaspin_snn.continual.config import load_config
-from metaspin_snn.continual.report import atomic_write_bytes
+from metaspin_snn.files import atomic_write_bytes
 from metaspin_snn.continual.runner import run_stream
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "split_mnist_online.toml"

@@ -153,7 +153,7 @@ def summary() -> int:
                      f"{out_rows[-1]['authors_code']['acc_std']:.2f} ({len(auth)}) | {d_acc:+.2f} | "
                      f"{float(np.nanmax(d_task)):.2f} ({float(allowed[int(np.nanargmax(d_task))]):.2f}) | "
                      f"{'met' if ok else 'missed'} |")
-    from metaspin_snn.continual.report import atomic_write_bytes
+    from metaspin_snn.files import atomic_write_bytes
     atomic_write_bytes(ROOT / "summary.json", json.dumps(out_rows, indent=1).encode())
     atomic_write_bytes(ROOT / "summary.md", ("# Reproduction summary\n\n`python bench/reproduce.py summary`\n\n"
                                              + "\n".join(lines) + "\n").encode())
