@@ -80,8 +80,10 @@ def test_fixed_point_emulator_equals_lava(run_dir, capsys):
     (r,) = _reports(capsys.readouterr().out)
     assert r["fixed_point"] and r["emulator_equals_lava"] is True and r["input_bits"] == 8
     assert min(r["spike_agreement_vs_dequantized"]) > 0.99                # 8-bit input, 8-bit weights
-    with np.load(run_dir / "metaplastic-m5.0" / "checkpoint.lava.npz") as f:
-        assert str(f["kind"]) == "fixed"
+    with np.load(run_dir / "metaplastic-m5.0" / "checkpoint-fixed.lava.npz") as f:
+        assert str(f["kind"]) == "fixed" and str(f["input_kind"]) == "graded"
+    with np.load(run_dir / "metaplastic-m5.0" / "checkpoint.lava.npz") as f:   # the float export is kept
+        assert str(f["kind"]) == "float"
 
 
 def test_same_out_again_is_refused_and_changes_nothing(run_dir, capsys):

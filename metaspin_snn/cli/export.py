@@ -47,7 +47,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="task whose head / norm set / test data to use (default: the last task trained)")
     parser.add_argument("--run", type=str, default=None, help="in a folder of several runs: export this one only")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output file (default: beside the checkpoint, checkpoint[-task<k>].lava.npz/.nir/.netx.h5)")
+                        help="output file (default: beside the checkpoint, checkpoint[-task<k>][-fixed].lava.npz, .nir, "
+                             ".netx.h5)")
     parser.add_argument("--data-root", type=Path, default=None, help="default: the run's, $METASPIN_DATA or ../shared/data")
     parser.add_argument("--seed", type=int, default=0, help="seed of the input encoding for --verify of a train checkpoint")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds for the Lava run")
@@ -200,7 +201,8 @@ def main(args: argparse.Namespace) -> int:
             if ir.input_kind == "graded":
                 from ..export.verification import default_input_range
                 quant["input_range"] = default_input_range(x)
-        suffix = SUFFIX[args.to] if src.run is None or args.task is None else f"-task{k}{SUFFIX[args.to]}"
+        suffix = ("" if src.run is None or args.task is None else f"-task{k}") + \
+            ("-fixed" if fixed and args.to == "lava" else "") + SUFFIX[args.to]
         out = args.out or ckpt.with_name(ckpt.stem + suffix)
         path = export_network(ir, args.to, out, fixed, **quant)
         where = f"task {k}" + ("" if task_arg is None else f" (head/norm set {task_arg})")
