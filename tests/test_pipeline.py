@@ -172,3 +172,16 @@ def test_export_task_il_and_every_input_encoding(tmp_path, capsys, case):
     w1 = extract_ir(model, 1).layers[-1].weight
     assert (case == "nmnist-events") == np.array_equal(w0, w1)
     assert main(["export", str(tmp_path / "r"), "--to", "lava", "--task", "7"]) == 2
+
+
+def test_train_output_exports(tmp_path, data_root, capsys):
+    """``metaspin train --out D`` then ``metaspin export D``: the single-task run folder deploys too
+    (rate-coded spikes here)."""
+    d = tmp_path / "T"
+    assert main(["train", "--synapse", "metaplastic", "--hidden", "32", "--num-steps", "6", "--n-train", "300",
+                 "--n-test", "50", "--batch-size", "50", "--no-progress", "--data-root", str(data_root),
+                 "--out", str(d)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(d), "--to", "lava", "--verify", "10", "--data-root", str(data_root)]) == 0
+    (r,) = _reports(capsys.readouterr().out)
+    assert r["input_kind"] == "spikes" and r["spike_agreement"] == [1.0, 1.0]
