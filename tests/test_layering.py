@@ -12,7 +12,8 @@ FORBIDDEN = {"synapses": ("networks", "continual", "export", "cli"),
              "data": ("networks", "continual", "export", "cli", "synapses"),
              "networks": ("continual", "export", "cli"),
              "export": ("continual", "cli"),
-             "continual": ("export", "cli")}
+             "continual": ("export", "cli", "theory"),
+             "theory": ("continual", "export", "cli")}
 
 
 def _imports(path: Path) -> set[str]:
@@ -44,7 +45,7 @@ def test_dependencies_point_down(package):
 
 def test_one_module_per_command():
     from metaspin_snn import cli
-    assert set(cli.COMMANDS) == {"info", "data", "train", "run", "export"}
+    assert set(cli.COMMANDS) == {"info", "data", "train", "run", "export", "theory"}
     for name, mod in cli.COMMANDS.items():
         assert mod.__name__ == f"metaspin_snn.cli.{name}" and callable(mod.main) and callable(mod.add_args)
     assert not (PKG / "networks" / "train.py").exists() and not (PKG / "continual" / "cli.py").exists()

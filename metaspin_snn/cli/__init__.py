@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
-from . import data, export, info, run, train
+from . import data, export, info, run, theory, train
 
-COMMANDS = {"info": info, "data": data, "train": train, "run": run, "export": export}
+COMMANDS = {"info": info, "data": data, "train": train, "run": run, "export": export, "theory": theory}
 
 
 def build_parser() -> argparse.ArgumentParser:

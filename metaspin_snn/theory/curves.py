@@ -1,0 +1,195 @@
+"""Memory curves in closed form (or exactly from a model's linear / Markov dynamics).
+
+Setting (Amit & Fusi, Neural Comput. 6:957, 1994; Fusi, Drew & Abbott, Neuron 45:599, 2005): N
+synapses store one random pattern ξ ∈ {±1}^N per step; the memory of the pattern stored at t₀ is read
+at t₀ + t by the overlap h = (1/N) Σ_i ξ_i^{t₀} w_i(t₀ + t). Its signal is S(t) = E[ξ w(t₀ + t)] and its
+noise, the spread of h for a pattern that was never stored, is √(E[w²]/N). So
+
+    SNR(t) = √N · S(t) / √E[w²],        lifetime t* = the largest t with SNR(t) ≥ 1.
+
+Every function takes the lags ``t`` (0 = read right after storing) and returns the signal; ``snr``
+converts. Sources, per model:
+
+* stochastic binary synapse (no metaplasticity): w ∈ {±1}, w ← ξ with probability q per pattern.
+  S(t) = q(1 − q)^t, E[w²] = 1, so SNR = √N q (1 − q)^t and t* = ln(√N q) / (−ln(1 − q)) ≈ ln(√N q)/q —
+  exponential forgetting, lifetime ∝ log N (Amit & Fusi 1994; FDA 2005 eq. 1).
+* Fusi cascade (FDA 2005, Fig. 1 and eqs. 3–4): two strengths × n depths; a synapse of the opposite
+  strength at depth i switches with q_i = x^{i−1} (q_n = x^{n−1}/(1 − x)), one of the same strength at
+  depth i < n moves one level deeper with p_i = x^i/(1 − x). S(t) is computed exactly from the
+  2n-state Markov chain: S(t) = ½ π (M₊ − M₋) M̄^t w with M̄ = ½(M₊ + M₋), π its stationary law and
+  w = ±1 the strength of each state. FDA show S(t) ≈ t⁻¹ for 1 ≪ t ≪ x^{−n} (power law), then exponential.
+* Benna–Fusi chain (Benna & Fusi, Nat. Neurosci. 19:1697, 2016): m coupled variables, u₁ the weight,
+  capacities C_k = 2^{k−1}, couplings g_{k,k+1} = 2^{−k−2} (u_{m+1} ≡ 0), each pattern adding ηξ to u₁:
+  u ← A u + ηξ e₁. Exact for this linear model: S(t) = η (A^t e₁)₁, E[u₁²] = η² Σ_k (A^k e₁)₁². The
+  signal decays ≈ t^{−1/2} between the fastest and slowest time scales (lifetime ∝ √N).
+* MESU's Gaussian synapse (Bonnet et al. 2025) with its variance held fixed (``lr_sigma = 0``): the
+  update μ ← μ − σ² g + σ²(μ_p − μ)/(N_w σ_p²) is linear; with g = −ξ, μ_p = 0 it is μ ← (1 − a) μ + bξ,
+  a = σ²/(N_w σ_p²), b = σ² (lr_μ = 1). Exactly S(t) = b(1 − a)^t, E[μ²] = b²/(1 − (1 − a)²), so
+  SNR = √N (1 − a)^t √(1 − (1 − a)²) — exponential with time constant ≈ N_w σ_p²/σ², the memory window.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+def snr(signal: np.ndarray, mean_sq: float, n: int) -> np.ndarray:
+    """SNR(t) = √N · S(t) / √E[w²]."""
+    return np.sqrt(n) * np.asarray(signal, dtype=float) / np.sqrt(mean_sq)
+
+
+def lifetime(t: np.ndarray, snr_t: np.ndarray) -> float:
+    """The lag where SNR falls to 1 (log-linear interpolation between the grid points around the
+    last crossing); 0 when it starts below 1, the last lag (a lower bound) when it never falls."""
+    t, s = np.asarray(t, dtype=float), np.asarray(snr_t, dtype=float)
+    above = np.nonzero(s >= 1.0)[0]
+    if above.size == 0:
+        return 0.0
+    i = int(above[-1])
+    if i == len(s) - 1:
+        return float(t[-1])
+    s0, s1 = max(s[i], 1e-300), max(s[i + 1], 1e-300)
+    f = np.log(s0) / (np.log(s0) - np.log(s1)) if s1 < s0 else 0.0
+    return float(t[i] + f * (t[i + 1] - t[i]))
+
+
+def decay_exponent(t: np.ndarray, signal: np.ndarray, lo: float, hi: float) -> float:
+    """Least-squares slope of log S against log t over lo ≤ t ≤ hi (−1 for S ∝ 1/t)."""
+    t, s = np.asarray(t, dtype=float), np.asarray(signal, dtype=float)
+    m = (t >= lo) & (t <= hi) & (s > 0)
+    if m.sum() < 2:
+        raise ValueError(f"decay_exponent: fewer than 2 positive points in [{lo}, {hi}]")
+    return float(np.polyfit(np.log(t[m]), np.log(s[m]), 1)[0])
+
+
+# ---- discrete-state (Markov) synapses: binary and cascade -------------------------------------------
+@dataclass(frozen=True)
+class MarkovSynapse:
+    """A synapse with ``k`` states, strengths ``w[k]`` and transition matrices ``plus``/``minus``
+    (row = from, column = to) for a potentiation (ξ = +1) / depression (ξ = −1) event."""
+
+    w: np.ndarray
+    plus: np.ndarray
+    minus: np.ndarray
+
+    def stationary(self) -> np.ndarray:
+        """π with π M̄ = π, M̄ = ½(M₊ + M₋)."""
+        mbar = 0.5 * (self.plus + self.minus)
+        vals, vecs = np.linalg.eig(mbar.T)
+        v = np.real(vecs[:, np.argmin(np.abs(vals - 1.0))])
+        return v / v.sum()
+
+    def signal(self, t: np.ndarray) -> np.ndarray:
+        """S(t) = ½ π (M₊ − M₋) M̄^t w, exactly."""
+        t = np.asarray(t, dtype=int)
+        mbar = 0.5 * (self.plus + self.minus)
+        row = 0.5 * self.stationary() @ (self.plus - self.minus)
+        out, cur, k = np.empty(len(t)), row.copy(), 0
+        order = np.argsort(t)
+        for j in order:
+            while k < t[j]:
+                cur = cur @ mbar
+                k += 1
+            out[j] = cur @ self.w
+        return out
+
+    def mean_sq(self) -> float:
+        return float(self.stationary() @ (self.w ** 2))
+
+
+def binary_synapse(q: float) -> MarkovSynapse:
+    """Stochastic binary synapse: w ← ξ with probability q (states 0 = −1, 1 = +1)."""
+    if not 0 < q <= 1:
+        raise ValueError(f"binary synapse: q must be in (0, 1], got {q}")
+    plus = np.array([[1 - q, q], [0.0, 1.0]])
+    minus = np.array([[1.0, 0.0], [q, 1 - q]])
+    return MarkovSynapse(np.array([-1.0, 1.0]), plus, minus)
+
+
+def binary_signal(t: np.ndarray, q: float) -> np.ndarray:
+    """Closed form S(t) = q (1 − q)^t."""
+    return q * (1.0 - q) ** np.asarray(t, dtype=float)
+
+
+def binary_lifetime(n: float, q: float) -> float:
+    """t* = ln(√N q) / (−ln(1 − q)) (0 when √N q < 1)."""
+    v = np.log(np.sqrt(n) * q)
+    return float(max(v, 0.0) / -np.log1p(-q)) if q < 1 else 0.0
+
+
+def cascade_synapse(n: int, x: float = 0.5) -> MarkovSynapse:
+    """FDA 2005 cascade with ``n`` depths per strength; states 0..n−1 weak (depth 1..n), n..2n−1 strong."""
+    if n < 1 or not 0 < x < 1:
+        raise ValueError(f"cascade: need n >= 1 and 0 < x < 1, got n={n}, x={x}")
+    q = [x ** i for i in range(n)]
+    if n > 1:
+        q[n - 1] = x ** (n - 1) / (1 - x)
+    p = [x ** (i + 1) / (1 - x) for i in range(n - 1)]
+    k = 2 * n
+    plus, minus = np.zeros((k, k)), np.zeros((k, k))
+    for i in range(n):
+        weak, strong = i, n + i
+        # potentiation: weak depth i → strong depth 1 with q_i; strong depth i → depth i+1 with p_i
+        plus[weak, n] += q[i]
+        plus[weak, weak] += 1 - q[i]
+        if i < n - 1:
+            plus[strong, strong + 1] += p[i]
+            plus[strong, strong] += 1 - p[i]
+        else:
+            plus[strong, strong] += 1.0
+        # depression: mirror image
+        minus[strong, 0] += q[i]
+        minus[strong, strong] += 1 - q[i]
+        if i < n - 1:
+            minus[weak, weak + 1] += p[i]
+            minus[weak, weak] += 1 - p[i]
+        else:
+            minus[weak, weak] += 1.0
+    w = np.array([-1.0] * n + [1.0] * n)
+    return MarkovSynapse(w, plus, minus)
+
+
+# ---- linear synapses: Benna–Fusi chain and MESU ------------------------------------------------------
+def chain_matrix(m: int) -> np.ndarray:
+    """A of u ← A u for the Benna–Fusi chain: C_k = 2^{k−1}, g_{k,k+1} = 2^{−k−2}, u_{m+1} = 0."""
+    if m < 1:
+        raise ValueError(f"chain: need m >= 1 variables, got {m}")
+    C = 2.0 ** np.arange(m)
+    g = 2.0 ** (-(np.arange(1, m + 1)) - 2)           # g_{k,k+1}, k = 1..m (the last one leaks to 0)
+    A = np.eye(m)
+    for k in range(m):
+        A[k, k] -= g[k] / C[k]
+        if k + 1 < m:
+            A[k, k + 1] += g[k] / C[k]
+            A[k + 1, k + 1] -= g[k] / C[k + 1]
+            A[k + 1, k] += g[k] / C[k + 1]
+    return A
+
+
+def chain_signal(t: np.ndarray, m: int, eta: float = 1.0) -> tuple[np.ndarray, float]:
+    """(S(t) = η (A^t e₁)₁, E[u₁²] = η² Σ_k (A^k e₁)₁²), exactly (the sum to 200× the slowest time scale)."""
+    A = chain_matrix(m)
+    t = np.asarray(t, dtype=int)
+    horizon = int(max(t.max(initial=0) + 1, 200 * 2.0 ** (2 * m + 1)))
+    horizon = min(horizon, 5_000_000)
+    v = np.zeros(m)
+    v[0] = 1.0
+    first = np.empty(horizon)
+    for k in range(horizon):
+        first[k] = v[0]
+        v = A @ v
+    return eta * first[t], float(eta ** 2 * np.sum(first ** 2))
+
+
+def mesu_signal(t: np.ndarray, sigma: float, window: float, sigma_prior: float) -> tuple[np.ndarray, float]:
+    """MESU with fixed σ: (S(t) = b(1 − a)^t, E[μ²] = b²/(1 − (1 − a)²)), a = σ²/(N_w σ_p²), b = σ²."""
+    a = sigma ** 2 / (window * sigma_prior ** 2)
+    b = sigma ** 2
+    if not 0 < a < 1:
+        raise ValueError(f"mesu: need 0 < σ²/(N σ_p²) < 1, got {a}")
+    return b * (1 - a) ** np.asarray(t, dtype=float), float(b ** 2 / (1 - (1 - a) ** 2))
+
+
+THEORY: dict[str, Callable[..., tuple[np.ndarray, float]]] = {}

@@ -1,0 +1,84 @@
+"""Memory curves: simulations of the synapse populations (the library's MESU kernel included) against
+their closed forms, written out here independently of metaspin_snn.theory."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from metaspin_snn.cli import main
+from metaspin_snn.theory import (binary_lifetime, binary_synapse, cascade_synapse, decay_exponent, lifetime,
+                                 memory_curve)
+
+N = 10_000
+
+
+def test_binary_markov_chain_is_the_closed_form():
+    q = 0.07
+    t = np.arange(0, 60)
+    np.testing.assert_allclose(binary_synapse(q).signal(t), q * (1 - q) ** t, rtol=1e-12)
+    # lifetime: √N q (1 − q)^t* = 1  ⇔  t* = ln(√N q) / −ln(1 − q)
+    assert binary_lifetime(1e4, q) == pytest.approx(np.log(100 * q) / -np.log(1 - q))
+    tt = np.arange(0, 200)
+    assert lifetime(tt, 100 * q * (1 - q) ** tt) == pytest.approx(binary_lifetime(1e4, q), abs=0.05)
+
+
+def test_binary_simulation_within_5_percent_of_closed_form():
+    q = 0.1
+    c = memory_curve("binary", N, t_max=40, probes=100, spacing=10, seeds=(0, 1, 2, 3), params={"q": q})
+    t = np.array(c.t, dtype=float)
+    closed = np.sqrt(N) * q * (1 - q) ** t            # E[w²] = 1 for ±1 weights
+    np.testing.assert_allclose(c.snr_theory, closed, rtol=1e-9)
+    m = closed > 3
+    assert m.sum() >= 10
+    err = np.abs(np.array(c.snr)[m] / closed[m] - 1)
+    assert err.max() < 0.05, err
+    assert abs(c.lifetime - c.lifetime_theory) < 2.0
+    assert c.mean_sq == pytest.approx(1.0)
+
+
+def test_cascade_power_law_exponent():
+    """FDA 2005: the cascade's signal decays as a power law for 1 ≪ t ≪ x^{−n}; the simulated exponent
+    is within 0.1 of the exact chain's over that range, and both are near −1 (not exponential)."""
+    depth, x = 8, 0.5
+    lo, hi = 10, 200                                  # x^{−n} = 256
+    c = memory_curve("cascade", N, t_max=hi, probes=60, spacing=20, seeds=(0, 1, 2, 3),
+                     params={"depth": depth, "x": x})
+    t = np.array(c.t, dtype=float)
+    exact = cascade_synapse(depth, x).signal(t.astype(int))
+    np.testing.assert_allclose(np.array(c.snr_theory), np.sqrt(N) * exact, rtol=1e-9)
+    k_sim = decay_exponent(t, np.array(c.signal), lo, hi)
+    k_th = decay_exponent(t, exact, lo, hi)
+    assert abs(k_sim - k_th) < 0.1, (k_sim, k_th)
+    assert -1.1 < k_th < -0.6
+    # a binary synapse with the cascade's initial signal forgets exponentially: its slope steepens
+    b = binary_synapse(float(exact[0]))
+    assert decay_exponent(t, b.signal(t.astype(int)), lo, hi) < k_th - 0.5
+
+
+def test_mesu_kernel_matches_its_exact_linear_form():
+    """The library's MESU update with σ fixed is μ ← (1 − a) μ + σ² ξ, a = σ²/(N_w σ_p²): signal
+    σ²(1 − a)^t, E[μ²] = σ⁴ / (1 − (1 − a)²)."""
+    sigma, window, sp = 0.1, 100.0, 0.1
+    c = memory_curve("mesu", N, t_max=400, probes=60, spacing=20, seeds=(0, 1, 2, 3),
+                     params={"sigma": sigma, "window": window, "sigma_prior": sp})
+    a = sigma ** 2 / (window * sp ** 2)
+    t = np.array(c.t, dtype=float)
+    closed = np.sqrt(N) * (1 - a) ** t * np.sqrt(1 - (1 - a) ** 2)
+    np.testing.assert_allclose(c.snr_theory, closed, rtol=1e-9)
+    assert c.mean_sq == pytest.approx(sigma ** 4 / (1 - (1 - a) ** 2), rel=0.03)
+    m = closed > 3
+    err = np.abs(np.array(c.snr)[m] / closed[m] - 1)
+    assert m.sum() >= 10 and err.max() < 0.06, err
+
+
+def test_cli_writes_the_curve(tmp_path):
+    out = tmp_path / "b"
+    assert main(["theory", "memory-curve", "--synapse", "binary", "--n", "2000", "--param", "q=0.2",
+                 "--probes", "20", "--seeds", "0", "--out", str(out)]) == 0
+    d = json.loads((out / "memory_curve.json").read_text())
+    assert {"synapse", "n", "t", "snr", "snr_theory", "lifetime", "lifetime_theory"} <= set(d)
+    assert d["synapse"] == "binary" and d["n"] == 2000 and len(d["t"]) == len(d["snr"]) == len(d["snr_theory"])
+    assert (out / "memory_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["theory", "memory-curve", "--synapse", "binary", "--param", "qq=1", "--out", str(out)]) == 2
