@@ -17,6 +17,11 @@ HELP = "memory curves and lifetimes of synapse models (simulation + closed form)
 
 def add_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="theory_command", required=True)
+    b = sub.add_parser("bridge", help="predict a continual run's accuracy matrix from a memory curve")
+    b.add_argument("--run", type=Path, required=True, help="a metaspin run output folder (results.json)")
+    b.add_argument("--curve", required=True,
+                   help="'exponential' (binary synapse, MESU) or a memory_curve.json (e.g. results/theory/metaplastic-long)")
+    b.add_argument("--out", type=Path, required=True, help="output folder")
     for name, help_text in (("memory-curve", "SNR(t) of one stored pattern, simulated and predicted"),
                             ("lifetime", "memory lifetime against the number of synapses N")):
         s = sub.add_parser(name, help=help_text)
@@ -74,10 +79,52 @@ def _plot(path: Path, curves: list[tuple[str, np.ndarray, np.ndarray, np.ndarray
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _bridge(args: argparse.Namespace) -> int:
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..files import atomic_write_bytes
+    from ..theory.bridge import bridge, exponential_rho, load_curve
+
+    res_path = args.run / "results.json"
+    if not res_path.is_file():
+        raise FileNotFoundError(f"{args.run}: no results.json (is it a metaspin run folder?)")
+    curve = args.curve
+    if curve == "exponential":
+        rho = exponential_rho()
+    else:
+        cp = Path(curve)
+        rho = load_curve(cp / "memory_curve.json" if cp.is_dir() else cp)
+    r = bridge(json.loads(res_path.read_text()), rho)
+    r.update({"run": str(args.run), "curve": curve})
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(args.out / "bridge.json", json.dumps(r, indent=1).encode())
+    P, R = np.array(r["predicted"]), np.array(r["measured"])
+    low = np.tril_indices(R.shape[0], -1)
+    fig = Figure(figsize=(4.5, 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    ax.plot(100 * R[low], 100 * P[low], "o", ms=4)
+    ax.plot([0, 100], [0, 100], "k:", lw=0.8)
+    ax.set_xlabel("measured R[i, k] (%)")
+    ax.set_ylabel("predicted from the memory curve (%)")
+    ax.set_title(f"{args.run.name}: κ = {r['kappa']:.3g}, RMSE {r['rmse_points']:.1f} pts", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(args.out / "bridge.png", buf.getvalue())
+    print(f"{args.run}: κ = {r['kappa']:.3g}, RMSE {r['rmse_points']:.1f} points (bias {r['bias_points']:+.1f}) "
+          f"-> {args.out / 'bridge.json'}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     from ..files import atomic_write_bytes
     from ..theory.memory import lifetime_theory, memory_curve
 
+    if args.theory_command == "bridge":
+        return _bridge(args)
     params = _params(args.param)
     t_max = args.t_max or _T_MAX[args.synapse]
     args.out.mkdir(parents=True, exist_ok=True)

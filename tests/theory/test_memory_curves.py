@@ -82,3 +82,34 @@ def test_cli_writes_the_curve(tmp_path):
     assert d["synapse"] == "binary" and d["n"] == 2000 and len(d["t"]) == len(d["snr"]) == len(d["snr_theory"])
     assert (out / "memory_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["theory", "memory-curve", "--synapse", "binary", "--param", "qq=1", "--out", str(out)]) == 2
+
+
+def test_bridge_recovers_a_matrix_made_by_its_own_approximation():
+    """R[i, k] = c + (R[k, k] − c)·e^{−κ L}: the fit on R[1, 0] finds κ and predicts every other entry."""
+    from metaspin_snn.theory.bridge import bridge, curve_rho, exponential_rho, predict_matrix
+    T, c, kappa = 5, 0.1, 3e-4
+    steps = np.array([400, 400, 300, 500, 400], float)
+    diag = np.array([0.9, 0.88, 0.91, 0.87, 0.9])
+    R = predict_matrix(np.diag(diag), c, steps, exponential_rho(), kappa)
+    R = np.where(np.isnan(R), 0.1, R)
+    res = bridge({"matrix": R.tolist(), "per_task": [{"steps": s} for s in steps], "random_init": [c] * T},
+                 exponential_rho())
+    assert res["kappa"] == pytest.approx(kappa, rel=1e-6) and res["rmse_points"] < 1e-6
+    # a hand-made check of one predicted entry: task 0 after tasks 1..3 (L = 400 + 300 + 500 steps)
+    assert res["predicted"][3][0] == pytest.approx(c + (0.9 - c) * np.exp(-kappa * 1200))
+    # a measured curve: held at 1 up to its peak, non-increasing after it
+    rho = curve_rho(np.array([0, 1, 10, 100]), np.array([0.2, 1.0, 0.5, 0.6]))
+    np.testing.assert_allclose(rho(np.array([0.0, 1.0, 10.0, 100.0])), [1.0, 1.0, 0.5, 0.5])
+
+
+def test_cli_bridge(tmp_path):
+    from metaspin_snn.theory.bridge import exponential_rho, predict_matrix
+    R = predict_matrix(np.diag([0.9, 0.9, 0.9]), 0.1, np.array([10, 10, 10.0]), exponential_rho(), 0.01)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"matrix": np.nan_to_num(R, nan=0.1).tolist(),
+                                                  "per_task": [{"steps": 10}] * 3, "random_init": [0.1] * 3}))
+    assert main(["theory", "bridge", "--run", str(run), "--curve", "exponential", "--out", str(tmp_path / "b")]) == 0
+    d = json.loads((tmp_path / "b" / "bridge.json").read_text())
+    assert d["kappa"] == pytest.approx(0.01, rel=1e-6) and (tmp_path / "b" / "bridge.png").is_file()
+    assert main(["theory", "bridge", "--run", str(tmp_path), "--curve", "exponential", "--out", str(tmp_path / "c")]) == 2
