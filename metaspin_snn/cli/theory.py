@@ -148,7 +148,8 @@ def main(args: argparse.Namespace) -> int:
         if n <= args.sim_max:
             sim = memory_curve(args.synapse, n, t_max=t_max, probes=args.probes, spacing=args.spacing,
                                seeds=tuple(args.seeds), params=params).lifetime
-        rows.append({"n": n, "lifetime": sim, "lifetime_theory": lifetime_theory(args.synapse, n, params)})
+        rows.append({"n": n, "lifetime": sim,
+                     "lifetime_theory": lifetime_theory(args.synapse, n, params, seeds=tuple(args.seeds))})
         print(f"  N = {n:>8d}: lifetime {sim if sim is None else round(sim, 1)} (theory {rows[-1]['lifetime_theory']})",
               flush=True)
     atomic_write_bytes(args.out / "lifetime.json", json.dumps({"synapse": args.synapse, "params": params,

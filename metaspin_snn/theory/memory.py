@@ -26,7 +26,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "cascade": {"depth": 8, "x": 0.5},
     "chain": {"m": 6, "eta": 1.0},
     "mesu": {"sigma": 0.1, "window": 100.0, "sigma_prior": 0.1},
-    "metaplastic": {"m": 1.35, "lr": 0.005, "grad": 1.0},
+    "metaplastic": {"m": 1.35, "lr": 0.005, "grad": 1.0, "beta1": 0.9, "beta2": 0.999, "init_scale": 0.1},
     "mtj": {"grad": 1.0},
 }
 
@@ -91,7 +91,8 @@ def _population(name: str, n: int, seed: int, p: dict[str, Any]):
         return _Library(MESU((1, n), params), 1.0), rng
     if name == "metaplastic":
         from ..synapses.metaplastic import MetaplasticBinary, MetaplasticBinaryParams
-        params = MetaplasticBinaryParams(m=float(p["m"]), lr=float(p["lr"]), seed=seed)
+        params = MetaplasticBinaryParams(m=float(p["m"]), lr=float(p["lr"]), betas=(float(p["beta1"]), float(p["beta2"])),
+                                         init_scale=float(p["init_scale"]), seed=seed)
         return _Library(MetaplasticBinary((1, n), params), float(p["grad"])), rng
     if name == "mtj":
         from ..synapses.mtj import MetaplasticMTJ, MTJParams
@@ -100,9 +101,11 @@ def _population(name: str, n: int, seed: int, p: dict[str, Any]):
     raise ValueError(f"memory curve: synapse must be one of {', '.join(SYNAPSES)}, got {name!r}")
 
 
-def theory(name: str, t: np.ndarray, n: int, p: dict[str, Any]) -> tuple[np.ndarray, float] | None:
-    """(S(t), E[w²]) of the model's closed / exact form, or None where the model has none (metaplastic,
-    mtj: non-stationary; see docs/theory.md)."""
+def theory(name: str, t: np.ndarray, n: int, p: dict[str, Any], t0s: np.ndarray | None = None,
+           seeds: tuple[int, ...] = (0,)) -> tuple[np.ndarray, float] | None:
+    """(S(t), E[w²]) of the model's closed / exact / mean-field form, or None where there is none here
+    (the metaplastic rule with Adam's moment averaging, β ≠ 0). ``t0s``: storage times of the probes
+    (the metaplastic rule is non-stationary); ``seeds``: the MTJ populations' device spreads."""
     if name == "binary":
         return C.binary_signal(t, float(p["q"])), 1.0
     if name == "cascade":
@@ -112,6 +115,25 @@ def theory(name: str, t: np.ndarray, n: int, p: dict[str, Any]) -> tuple[np.ndar
         return C.chain_signal(t, int(p["m"]), float(p["eta"]))
     if name == "mesu":
         return C.mesu_signal(t, float(p["sigma"]), float(p["window"]), float(p["sigma_prior"]))
+    if name == "metaplastic" and float(p["beta1"]) == 0.0 and float(p["beta2"]) == 0.0 and float(p["grad"]) > 0:
+        t0s = np.array([burn_in(name, p)]) if t0s is None else t0s
+        return C.laborieux_signal(t, float(p["m"]), float(p["lr"]), float(p["init_scale"]), t0s)
+    if name == "mtj":
+        import torch
+
+        from ..synapses.mtj import MetaplasticMTJ, MTJParams, switch_probability
+        kw = {k: v for k, v in p.items() if k != "grad"}
+        qs = []
+        for seed in seeds:
+            mp = MTJParams(seed=int(seed), **kw)
+            dev = MetaplasticMTJ((1, n), mp)
+            g = abs(float(p["grad"]))
+            x_ss = C.mtj_stationary_x(mp.kappa * g, mp.tau_ret, mp.x_rest)
+            delta = dev.delta_factor.double() * (mp.delta_min + (mp.delta_max - mp.delta_min) * x_ss)
+            v = torch.full(dev.shape, min(mp.volt_per_grad * g, mp.v_max), dtype=torch.float64)
+            q = switch_probability(delta, v, dev.v_c.double(), mp)
+            qs.append(torch.where(v >= mp.v_min, q, torch.zeros_like(q)).numpy().ravel())
+        return C.mtj_signal(t, np.concatenate(qs))
     return None
 
 
@@ -200,7 +222,8 @@ def memory_curve(synapse: str, n: int = 10_000, *, t_max: int = 200, probes: int
     signal = sums / np.maximum(counts, 1)
     mean_sq = sq_sum / max(sq_n, 1)
     snr_sim = C.snr(signal, mean_sq, n)
-    th = theory(synapse, t, n, p)
+    b = burn_in(synapse, p)
+    th = theory(synapse, t, n, p, t0s=np.array([b + k * spacing for k in range(probes)]), seeds=tuple(seeds))
     snr_th = None if th is None else C.snr(th[0], th[1], n)
     return MemoryCurve(synapse, n, p, [int(v) for v in t], signal.tolist(), snr_sim.tolist(),
                        None if snr_th is None else snr_th.tolist(), C.lifetime(t, snr_sim),
@@ -208,13 +231,21 @@ def memory_curve(synapse: str, n: int = 10_000, *, t_max: int = 200, probes: int
                        [int(s) for s in seeds], float(mean_sq))
 
 
-def lifetime_theory(synapse: str, n: float, params: dict[str, Any] | None = None, t_max: int = 10 ** 6) -> float | None:
-    """Lifetime of the closed form at population size ``n`` (None without one)."""
+def lifetime_theory(synapse: str, n: float, params: dict[str, Any] | None = None, t_max: int = 10 ** 6,
+                    seeds: tuple[int, ...] = (0,)) -> float | None:
+    """Lifetime of the closed / exact / mean-field form at population size ``n`` (None without one).
+    The lag grid runs to ``t_max`` (10⁶ for the stationary models); the MTJ's mean field to
+    min(t_max, 2·10⁴), the metaplastic rule's density evolution to min(t_max, 2,000), since its grid
+    grows with the lag (a lifetime equal to that bound is a lower bound)."""
     p = {**DEFAULTS[synapse], **(params or {})}
     if synapse == "binary":
         return C.binary_lifetime(n, float(p["q"]))
+    if synapse == "mtj":
+        t_max = min(t_max, 20_000)
+    if synapse == "metaplastic":
+        t_max = min(t_max, 2_000)
     t = lag_grid(t_max, 200)
-    th = theory(synapse, t, int(n), p)
+    th = theory(synapse, t, int(n), p, seeds=seeds)
     return None if th is None else C.lifetime(t, C.snr(th[0], th[1], int(n)))
 
 

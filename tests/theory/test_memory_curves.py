@@ -113,3 +113,36 @@ def test_cli_bridge(tmp_path):
     d = json.loads((tmp_path / "b" / "bridge.json").read_text())
     assert d["kappa"] == pytest.approx(0.01, rel=1e-6) and (tmp_path / "b" / "bridge.png").is_file()
     assert main(["theory", "bridge", "--run", str(tmp_path), "--curve", "exponential", "--out", str(tmp_path / "c")]) == 2
+
+
+def test_metaplastic_kernel_matches_the_mean_field_of_laborieux_rule():
+    """The library's MetaplasticBinary kernel with β₁ = β₂ = 0 (steps lr·sign(g): the small-step rule)
+    against the density evolution of h ± lr / h ∓ lr(1 − tanh²(m|h|)), and a hand check of the rule."""
+    from metaspin_snn.synapses.metaplastic import MetaplasticBinary, MetaplasticBinaryParams
+    import torch
+    m, lr = 1.35, 0.005
+    syn = MetaplasticBinary((1, 4), MetaplasticBinaryParams(m=m, lr=lr, betas=(0.0, 0.0)))
+    h0 = torch.tensor([[0.3, 0.3, -0.2, -0.2]])
+    syn.hidden_weight.copy_(h0)
+    syn.update(torch.tensor([[-1.0, 1.0, -1.0, 1.0]]))          # ξ = −g: +1, −1, +1, −1
+    f = 1 - np.tanh(m * np.abs(h0.numpy())) ** 2
+    want = h0.numpy() + lr * np.array([[1.0, -f[0, 1], f[0, 2], -1.0]])
+    np.testing.assert_allclose(syn.hidden_weight.numpy(), want, rtol=1e-5)
+    c = memory_curve("metaplastic", N, t_max=300, probes=50, spacing=10, seeds=(0, 1, 2, 3),
+                     params={"m": m, "lr": lr, "beta1": 0.0, "beta2": 0.0})
+    s, th = np.array(c.snr), np.array(c.snr_theory)
+    assert th[0] > 3 and np.max(np.abs(s / th - 1)) < 0.06, np.round(s / th, 3)
+    assert memory_curve("metaplastic", 200, t_max=5, probes=2, seeds=(0,)).snr_theory is None   # Adam's β: none
+
+
+def test_mtj_kernel_matches_its_mean_field():
+    """MetaplasticMTJ under constant pulses: a binary synapse per device with q_i = P_sw(Δ_i(x*)) (the
+    model's Néel–Brown probability at its stationary ionic state); S = mean_i q_i (1 − q_i)^t."""
+    c = memory_curve("mtj", N, t_max=60, probes=50, spacing=10, seeds=(0, 1, 2, 3))
+    s, th = np.array(c.snr), np.array(c.snr_theory)
+    m = th > 2
+    assert m.sum() >= 6 and np.max(np.abs(s[m] / th[m] - 1)) < 0.08, np.round(s / th, 3)
+    # a slower-consolidating device population (κ small) has a larger x* gap and faster forgetting
+    from metaspin_snn.theory.curves import mtj_stationary_x
+    assert mtj_stationary_x(0.5, 1e4, 0.0) > mtj_stationary_x(0.01, 1e4, 0.0) > 0
+    assert mtj_stationary_x(0.5, float("inf"), 0.0) == pytest.approx(1.0, abs=1e-6)
