@@ -6,11 +6,14 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` (fsync'd), then ``os.replace``: readers see
-    the old file or the new one, never a partial one; the temporary file is removed on any error
-    (a full disk, a permission error, an interrupt)."""
-    path = Path(path)
+def _umask_mode() -> int:
+    """The mode an ordinary ``open(..., "w")`` would give: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _write_temp(path: Path, data: bytes) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -18,11 +21,41 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())  # mkstemp's 0600 would make results unreadable to the group
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path`` (fsync'd), then ``os.replace``: readers see
+    the old file or the new one, never a partial one; the temporary file is removed on any error
+    (a full disk, a permission error, an interrupt). The file gets the umask's usual mode."""
+    path = Path(path)
+    tmp = _write_temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_many(files: dict[str | Path, bytes]) -> None:
+    """Write several files so that they change together: every temporary file is written and synced
+    first (a failure there — a full disk — removes them all and leaves every old file as it was), then
+    all are renamed into place."""
+    tmps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            tmps.append((_write_temp(Path(path), data), Path(path)))
+        for tmp, path in tmps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in tmps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class OutputExistsError(ValueError):

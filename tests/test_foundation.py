@@ -31,7 +31,7 @@ def test_cli_data_check(capsys, data_root):
 
 
 def test_cli_data_check_reports_missing(capsys, tmp_path):
-    assert main(["data", "check", "--data-root", str(tmp_path)]) == 1
+    assert main(["data", "check", "--data-root", str(tmp_path)]) == 2
     assert str(tmp_path / "mnist") in capsys.readouterr().out
 
 

@@ -27,6 +27,6 @@ def main(args: argparse.Namespace) -> int:
                 counts = ds.labels.bincount().tolist()
                 print(f"  {name:13s} {split:5s} OK   {len(ds):6d} samples, verified; class counts {counts}")
             except DatasetError as e:
-                status = 1
+                status = 2  # bad input: a missing, corrupt or unverifiable file
                 print(f"  {name:13s} {split:5s} FAIL {e}")
     return status

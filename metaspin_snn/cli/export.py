@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"exported {'x'.join(map(str, ir.sizes))} network from {ckpt} ({where}, {ir.input_kind} input, "
               f"{'fixed point' if fixed else 'float'}) to {args.to}: {path} in {time.perf_counter() - t0:.2f} s")
         if args.verify:
-            res = verify(ir, x[:, :args.verify], y[:args.verify], fixed_point=fixed,
-                         backend="both" if fixed else "lava", timeout=args.timeout, **quant)
+            from ..export.lava import LavaRunError
+            try:
+                res = verify(ir, x[:, :args.verify], y[:args.verify], fixed_point=fixed,
+                             backend="both" if fixed else "lava", timeout=args.timeout, **quant)
+            except LavaRunError as e:  # the worker's process group is already killed
+                if os.environ.get("METASPIN_TRACEBACK"):
+                    raise
+                first = str(e).splitlines()[0].split(";")[0]
+                raise ValueError(f"Lava run failed ({first}; --timeout {args.timeout:g} s); no worker left") from None
             print(json.dumps(res, indent=2))
     return 0

@@ -21,6 +21,7 @@ minutes on two cores (3 tasks × 10,000 training and 2,000 test samples, 2 epoch
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -255,6 +256,8 @@ def main(args: argparse.Namespace) -> int:
         configs = build_configs(args)
         check_out_dir(run_root(configs), resume=args.resume, overwrite=args.overwrite)
     except ValueError as e:
+        if os.environ.get("METASPIN_TRACEBACK"):
+            raise
         print(f"metaspin run: {e}", file=sys.stderr)
         return 2
     results = []
@@ -265,6 +268,8 @@ def main(args: argparse.Namespace) -> int:
             res = run_stream(cfg, resume=args.resume, overwrite=args.overwrite,
                              log=lambda s: print("  " + s, flush=True))
         except ValueError as e:
+            if os.environ.get("METASPIN_TRACEBACK"):
+                raise
             print(f"metaspin run: {e}", file=sys.stderr)
             return 2
         results.append(res)

@@ -37,9 +37,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..networks.checkpoint import CHECKPOINT_NAME, plain, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..networks.checkpoint import (CHECKPOINT_NAME, checkpoint_bytes, plain, read_checkpoint, rng_state,
+                                   save_checkpoint, set_rng_state)
 from ..networks.training import train_step
-from ..files import OutputExistsError, check_out_dir
+from ..files import OutputExistsError, atomic_write_many, check_out_dir
 from ..seed import seed_everything
 from ..synapses.base import SynapseModel
 from .config import RunConfig
@@ -250,13 +251,29 @@ class Learner:
             self.model.train(was)
 
     # ---- checkpoint ----------------------------------------------------------------------------
-    def save(self, path: str | Path, next_task: int, results: Results) -> Path:
+    def checkpoint_payload(self, next_task: int, results: Results) -> dict[str, Any]:
         """Everything needed to continue after task ``next_task - 1`` (and to rebuild the model for
-        export), in the library's one checkpoint format."""
-        return save_checkpoint(path, self.model, self.optimizer, spec=getattr(self.model, "spec", None),
-                               config=self.config.comparable(), run_config=plain(self.config.to_dict()),
-                               next_task=next_task, plugins=[p.state_dict() for p in self.plugins],
-                               rng=rng_state(), results=plain(results.to_dict()))
+        export)."""
+        return {"spec": plain(getattr(self.model, "spec", None)), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "config": self.config.comparable(),
+                "run_config": plain(self.config.to_dict()), "next_task": next_task,
+                "plugins": [p.state_dict() for p in self.plugins], "rng": rng_state(),
+                "results": plain(results.to_dict())}
+
+    def save(self, path: str | Path, next_task: int, results: Results) -> Path:
+        """The checkpoint alone, in the library's one format (``fit`` writes it together with
+        ``results.json``)."""
+        return save_checkpoint(path, self.model, self.optimizer, **{k: v for k, v in
+                                                                    self.checkpoint_payload(next_task, results).items()
+                                                                    if k not in ("model", "optimizer")})
+
+    def _write(self, out: Path, next_task: int, results: Results) -> None:
+        """results.json and checkpoint.pt, changed together: a failed write (a full disk) leaves both
+        as they were, so they always describe the same number of tasks."""
+        files: dict[Path, bytes] = {out / RESULTS: results.json_bytes()}
+        if self.config.checkpoint:
+            files[out / CHECKPOINT_NAME] = checkpoint_bytes(self.checkpoint_payload(next_task, results))
+        atomic_write_many(files)
 
     def restore(self, path: Path) -> tuple[int, Results]:
         """Load a checkpoint of the same config into this learner; returns (next task, results)."""
@@ -354,9 +371,7 @@ class Learner:
             res.provenance["finished_utc"] = _utc_now()
             ctx.row = res.matrix[-1]
             self.call("after_eval")
-            res.save(out / RESULTS)
-            if c.checkpoint:
-                self.save(ckpt_path, i + 1, res)
+            self._write(out, i + 1, res)
             self.log(f"task {i + 1}/{len(tasks)} {task.name}: acc on it {100 * evals[i].accuracy:.1f}%, "
                      f"mean over seen {100 * np.mean(res.matrix[-1][:i + 1]):.1f}% "
                      f"(train {t_train:.1f} s, eval {t_eval:.1f} s)")
@@ -371,9 +386,7 @@ class Learner:
             res.compute_metrics()
             res.wall_time_s += time.perf_counter() - t_start
             res.provenance["finished_utc"] = _utc_now()
-            res.save(out / RESULTS)
-            if c.checkpoint:
-                self.save(ckpt_path, len(tasks), res)
+            self._write(out, len(tasks), res)
         self.call("after_training")
         self._close()
         write_reports(res, out)

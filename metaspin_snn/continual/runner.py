@@ -97,9 +97,13 @@ class Results:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+    def json_bytes(self) -> bytes:
+        """Strict JSON (undefined metrics are ``null``; a NaN/inf is an error, not a file)."""
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False).encode()
+
     def save(self, path: str | Path) -> Path:
-        """Write JSON atomically (strict JSON: undefined metrics are ``null``)."""
-        atomic_write_bytes(path, json.dumps(self.to_dict(), indent=1, allow_nan=False).encode())
+        """Write JSON atomically."""
+        atomic_write_bytes(path, self.json_bytes())
         return Path(path)
 
     @classmethod

@@ -27,6 +27,12 @@ MNIST_SHA256 = {
     "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
     "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    # the same files uncompressed (raw IDX; train images as published in SOURCE.md, the others computed
+    # from the verified .gz files), so a raw copy is verified too
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -120,7 +126,13 @@ def read_idx(path: str | Path, expected_magic: int | None = None, expected_sha25
 def _load_split(directory: Path, split: str, verify_mnist: bool) -> IdxDataset:
     img_stem, lab_stem = SPLIT_FILES[split]
     img_path, lab_path = _find(directory, img_stem), _find(directory, lab_stem)
-    sha = (lambda p: MNIST_SHA256.get(p.name)) if verify_mnist else (lambda p: None)
+    def sha(p: Path) -> str | None:
+        if not verify_mnist:
+            return None
+        name = p.name.replace(".idx", "-idx") if ".idx" in p.name else p.name
+        if name not in MNIST_SHA256:
+            raise DatasetError(f"unverifiable file: {p}: no sha256 is known for this file name")
+        return MNIST_SHA256[name]
     images = read_idx(img_path, IMAGES_MAGIC, sha(img_path))
     labels = read_idx(lab_path, LABELS_MAGIC, sha(lab_path))
     if images.ndim != 3:

@@ -98,10 +98,16 @@ def _load(directory: Path, verify: bool) -> dict[str, NMNISTDataset]:
         members = directory / "MEMBERS.sha256"
         if not members.is_file():
             raise DatasetError(f"missing file: {members} (checksums of the archive members)")
-        for line in members.read_text().splitlines():
-            if line.strip():
-                digest, name = line.split(maxsplit=1)
-                expected[name.strip()] = digest
+        for lineno, line in enumerate(members.read_text(errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2 or len(parts[0]) != 64 or any(c not in "0123456789abcdef" for c in parts[0].lower()):
+                raise DatasetError(f"corrupt file: {members}, line {lineno}: expected '<sha256 hex> <member name>', "
+                                   f"got {line.strip()[:60]!r}")
+            expected[parts[1].strip()] = parts[0].lower()
+        if not expected:
+            raise DatasetError(f"corrupt file: {members}: no checksums in it, nothing to verify the archive against")
     files: dict[str, bytes] = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -115,6 +121,14 @@ def _load(directory: Path, verify: bool) -> dict[str, NMNISTDataset]:
             raise DatasetError(f"corrupt file: {archive}: member {name} missing")
         if hashlib.sha256(files[name]).hexdigest() != digest:
             raise DatasetError(f"corrupt file: {archive}: member {name} fails its sha256 in MEMBERS.sha256")
+    if verify:  # every member this reader uses must have been checked
+        used = set(LABEL_FILES.values()) | {f"NMNISTsmall/{k}.bs2" for label_name in LABEL_FILES.values()
+                                            if label_name in files
+                                            for k, _ in _read_labels(files[label_name].decode(), label_name)}
+        unlisted = sorted(n for n in used if n in files and n not in expected)
+        if unlisted:
+            raise DatasetError(f"corrupt file: {directory / 'MEMBERS.sha256'}: no checksum for archive member "
+                               f"{unlisted[0]} ({len(unlisted)} unlisted)")
     out = {}
     for split, label_name in LABEL_FILES.items():
         if label_name not in files:

@@ -168,8 +168,8 @@ def _leaves(module: nn.Module, prefix: str) -> Iterable[tuple[str, nn.Module]]:
 def _is_leaf(module: nn.Module) -> bool:
     import snntorch as snn
 
-    if isinstance(module, (nn.Linear, snn.Leaky)):
-        return True
+    if isinstance(module, (nn.Linear, snn.SpikingNeuron)):  # a neuron's own sub-modules (RLeaky's
+        return True                                            # recurrent Linear) belong to it
     return hasattr(module, "effective_weight") and hasattr(module, "in_features")
 
 
@@ -187,6 +187,9 @@ def _linear_params(name: str, module: nn.Module) -> tuple[np.ndarray, np.ndarray
 def _leaky_params(name: str, module: nn.Module, n: int) -> dict:
     import snntorch as snn
 
+    if isinstance(module, (snn.RLeaky, snn.RSynaptic)):
+        raise ExportError(f"layer {name!r}: {type(module).__name__} (recurrent) is not supported: export maps "
+                          "feed-forward Linear + snntorch.Leaky chains (no recurrent connections)")
     if type(module) is not snn.Leaky:
         raise ExportError(f"layer {name!r} ({type(module).__name__}) is not supported: only "
                           "snntorch.Leaky neurons can be exported")

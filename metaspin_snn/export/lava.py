@@ -244,7 +244,7 @@ def run_lava(network: NetworkIR | FixedPointNetwork, input_spikes: np.ndarray,
                 rc = proc.wait(timeout=timeout)
                 problem = None if rc == 0 else f"Lava worker exited with status {rc}"
             except subprocess.TimeoutExpired:
-                problem = f"Lava worker timed out after {timeout:.0f} s"
+                problem = f"Lava worker timed out after {timeout:g} s"
                 try:  # let the worker stop its runtime (its SIGTERM handler raises into finally)
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(timeout=term_grace)

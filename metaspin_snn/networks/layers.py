@@ -118,6 +118,8 @@ class SynapticLinear(_SynapticBase):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"SynapticLinear: expected input [..., {self.in_features}], got {got}")
         w = self.scaled_weight()
+        if x.dtype != w.dtype and x.is_floating_point():  # e.g. float64 inputs: the layer's dtype, as SpikingMLP
+            x = x.to(w.dtype)
         if w.dim() == 3:  # S stacked synapse samples (SynapseModel.set_mc_samples): x [S, N, in] or [N, in]
             y = torch.matmul(x, w.transpose(1, 2))
             return y if self.bias is None else y + self.bias
@@ -157,6 +159,8 @@ class SynapticConv2d(_SynapticBase):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"SynapticConv2d: expected input [N, {self.in_ch}, H, W], got {got}")
         w = self.scaled_weight()
+        if x.dtype != w.dtype and x.is_floating_point():
+            x = x.to(w.dtype)
         read = self._backward_read()
         if read is not None:  # device read noise in the backward pass only (input gradient)
             from ..synapses.magnetoionic import backward_read_conv2d

@@ -35,10 +35,14 @@ Backend = Literal["auto", "numba", "torch"]
 
 
 def check_range(obj: Any, name: str, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False, hi_open: bool = False) -> None:
-    """Raise ``ValueError`` naming ``type(obj).name`` when its field ``name`` is out of range."""
+                lo_open: bool = False, hi_open: bool = False, allow_inf: bool = False) -> None:
+    """Raise ``ValueError`` naming ``type(obj).name`` when its field ``name`` is out of range. ±inf is
+    out of every range unless ``allow_inf`` (a parameter whose ``inf`` means "none", e.g. a time
+    constant) and the bounds admit it."""
     v = getattr(obj, name)
     bad = not isinstance(v, (int, float)) or isinstance(v, bool) or v != v
+    if not bad and not allow_inf and v in (float("inf"), float("-inf")):
+        bad = True
     if not bad and lo is not None:
         bad = v <= lo if lo_open else v < lo
     if not bad and hi is not None:

@@ -128,7 +128,7 @@ class MTJParams:
         check_range(self, "volt_per_grad", 0.0, 1e12)
         check_range(self, "b", 1.0, 2.0)
         check_range(self, "kappa", 0.0, 1e30)
-        check_range(self, "tau_ret", 1.0, None)
+        check_range(self, "tau_ret", 1.0, None, allow_inf=True)
         check_range(self, "x_rest", 0.0, 1.0)
         check_range(self, "x_init", 0.0, 1.0)
         check_range(self, "r_p_ohm", 0.0, 1e12, lo_open=True)

@@ -41,6 +41,7 @@ class SynapticOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.check_finite()  # every gradient first: a NaN anywhere changes no state at all
         for s in self.synapses:
             if s.n_accumulated > 0:
                 s.update()
@@ -49,6 +50,21 @@ class SynapticOptimizer(torch.optim.Optimizer):
         if self.inner is not None:
             self.inner.step()
         return loss
+
+    def check_finite(self) -> None:
+        """``ValueError`` naming the first synapse model or parameter whose gradient holds NaN/inf
+        (nothing is updated)."""
+        for i, s in enumerate(self.synapses):
+            g = s.weight.grad if s.n_accumulated == 0 else s.accumulated_grad()
+            if g is not None and not bool(torch.isfinite(g).all()):
+                raise ValueError(f"SynapticOptimizer.step: synapse model {i} ({type(s).__name__}) has a NaN or inf "
+                                 "gradient; no state was changed")
+        if self.inner is not None:
+            for group in self.inner.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                        raise ValueError(f"SynapticOptimizer.step: parameter of shape {tuple(p.shape)} has a NaN or "
+                                         "inf gradient; no state was changed")
 
     def accumulate_sample(self) -> None:
         """After the backward pass of one Monte-Carlo weight sample (loss scaled by 1/S): every
