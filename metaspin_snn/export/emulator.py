@@ -46,6 +46,32 @@ def _trunc_decay(x: np.int64, keep: np.int64) -> np.int64:
     return (p >> 12) if p >= 0 else -((-p) >> 12)
 
 
+@njit(inline="always", cache=True, error_model="numpy")
+def _lif_neuron(i, a, u, v, sprev, du, dv, vth, subtract, out, t, b):  # pragma: no cover - numba
+    """Loihi-2 fixed-point LIF of neuron ``i`` for one step from its Dense output ``a`` (24-bit
+    current u, voltage v, threshold vth·2⁶), in place; writes the spike to ``out[t, b, i]``."""
+    cu = _wrap32(_trunc_decay(u[i], 4095 - np.int64(du[i])) + _wrap32(a << 6))
+    if cu > _M:
+        cu -= 2 * _M
+    elif cu <= -_M:
+        cu += 2 * _M
+    u[i] = cu
+    vv = _wrap32(_trunc_decay(v[i], 4096 - np.int64(dv[i])) + cu)
+    th = np.int64(vth[i]) << 6
+    if subtract and sprev[i] != 0:
+        vv = _wrap32(vv - th)
+    if vv > _M - 1:
+        vv = _M - 1
+    elif vv < -_M + 1:
+        vv = -_M + 1
+    s = vv > th
+    if s and not subtract:
+        vv = 0
+    v[i] = vv
+    sprev[i] = 1 if s else 0
+    out[t, b, i] = 1 if s else 0
+
+
 @njit(cache=True, error_model="numpy")
 def _run_layer(x, wT, bias, e, du, dv, vth, subtract, out):  # pragma: no cover - numba
     """x uint8 [T, B, in] -> out uint8 [T, B, out] for one fixed-point Dense + LIF layer."""
@@ -70,26 +96,7 @@ def _run_layer(x, wT, bias, e, du, dv, vth, subtract, out):  # pragma: no cover 
                         acc[i] += wT[j, i]
             for i in range(n_out):
                 a = _wrap32(_wrap32(_shift(acc[i], e)) + bias_a[i])
-                cu = _wrap32(_trunc_decay(u[i], 4095 - np.int64(du[i])) + _wrap32(a << 6))
-                if cu > _M:
-                    cu -= 2 * _M
-                elif cu <= -_M:
-                    cu += 2 * _M
-                u[i] = cu
-                vv = _wrap32(_trunc_decay(v[i], 4096 - np.int64(dv[i])) + cu)
-                th = np.int64(vth[i]) << 6
-                if subtract and sprev[i] != 0:
-                    vv = _wrap32(vv - th)
-                if vv > _M - 1:
-                    vv = _M - 1
-                elif vv < -_M + 1:
-                    vv = -_M + 1
-                s = vv > th
-                if s and not subtract:
-                    vv = 0
-                v[i] = vv
-                sprev[i] = 1 if s else 0
-                out[t, b, i] = 1 if s else 0
+                _lif_neuron(i, a, u, v, sprev, du, dv, vth, subtract, out, t, b)
 
 
 @njit(cache=True, error_model="numpy")
@@ -116,26 +123,7 @@ def _run_graded_layer(q, wT, bias_a, e, du, dv, vth, subtract, out):  # pragma: 
                         acc[i] += np.int64(wT[j, i]) * qj
             for i in range(n_out):
                 a = _wrap32(_wrap32(_shift(_wrap32(acc[i]), e)) + bias_a[i])
-                cu = _wrap32(_trunc_decay(u[i], 4095 - np.int64(du[i])) + _wrap32(a << 6))
-                if cu > _M:
-                    cu -= 2 * _M
-                elif cu <= -_M:
-                    cu += 2 * _M
-                u[i] = cu
-                vv = _wrap32(_trunc_decay(v[i], 4096 - np.int64(dv[i])) + cu)
-                th = np.int64(vth[i]) << 6
-                if subtract and sprev[i] != 0:
-                    vv = _wrap32(vv - th)
-                if vv > _M - 1:
-                    vv = _M - 1
-                elif vv < -_M + 1:
-                    vv = -_M + 1
-                s = vv > th
-                if s and not subtract:
-                    vv = 0
-                v[i] = vv
-                sprev[i] = 1 if s else 0
-                out[t, b, i] = 1 if s else 0
+                _lif_neuron(i, a, u, v, sprev, du, dv, vth, subtract, out, t, b)
 
 
 def _wrap32_np(x: np.ndarray) -> np.ndarray:
