@@ -313,6 +313,8 @@ class Learner:
             raise ValueError("Learner.fit: no tasks (pass the stream, e.g. build_stream(config))")
         _check_tasks(c, tasks)
         out = check_out_dir(c.out, resume=resume, overwrite=overwrite)
+        for stale in out.glob(".*.tmp"):  # temporary files of a write that a kill -9 interrupted
+            stale.unlink(missing_ok=True)
         ckpt_path = out / CHECKPOINT_NAME
         t_start = time.perf_counter()
         res = Results(config=c.to_dict(), versions=_versions(), seed=c.seed, task_names=[t.name for t in tasks],
