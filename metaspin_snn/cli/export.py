@@ -99,7 +99,7 @@ class Source:
         if self.run is None:
             return None
         from ..continual.scenarios import Scenario
-        return Scenario(self.run["scenario"], self.run["task_il"]).task_arg(self._tasks()[k])
+        return Scenario(self.run["scenario"], self.run["task_il"]).task_arg_of(k)  # no data loaded
 
     def _config(self):
         from ..continual.config import RunConfig

@@ -48,7 +48,8 @@ from .plugins import Context, Plugin, SynapseBoundary, make_plugins
 from .report import write_reports
 from .runner import (_ENC, _EVAL, _INIT, _TASK, _TRAIN, RESULTS, Results, _gen, build_model, build_optimizer,
                      build_stream, carry_norm_set, check_synapse_params, cosine_factor, default_out, derived_seed,
-                     device_counters, hidden_histograms, loss_fn, resolve_device, resolve_protocol, set_synapse_lr)
+                     device_counters, git_commit, hidden_histograms, loss_fn, package_version, resolve_device,
+                     resolve_protocol, set_synapse_lr, versions)
 from .scenarios import Scenario
 from .streams import Task, encode_batch, iter_batches
 
@@ -317,7 +318,7 @@ class Learner:
             stale.unlink(missing_ok=True)
         ckpt_path = out / CHECKPOINT_NAME
         t_start = time.perf_counter()
-        res = Results(config=c.to_dict(), versions=_versions(), seed=c.seed, task_names=[t.name for t in tasks],
+        res = Results(config=c.to_dict(), versions=versions(), seed=c.seed, task_names=[t.name for t in tasks],
                       scenario_label=self.scenario.label, reference_kind=c.reference)
         start = 0
         if resume and ckpt_path.exists():
@@ -452,11 +453,6 @@ def _check_tasks(config: RunConfig, tasks: Sequence[Task]) -> None:
         raise ValueError(f"config key 'n_tasks': {config.n_tasks}, but the stream has {len(tasks)} tasks")
 
 
-def _versions() -> dict[str, str]:
-    from .runner import versions
-    return versions()
-
-
 def _utc_now() -> str:
     import datetime
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -464,16 +460,9 @@ def _utc_now() -> str:
 
 def _provenance(previous: dict) -> dict[str, Any]:
     """Package version, git commit (in a checkout), command line and start time of this process."""
-    from .runner import git_commit, package_version
     return {"package_version": package_version(), "git_commit": git_commit(),
             "command": list(sys.argv), "started_utc": previous.get("started_utc") or _utc_now(),
             **({"resumed_utc": _utc_now()} if previous.get("started_utc") else {})}
 
 
-def run_config(config: RunConfig, **kw: Any) -> tuple[nn.Module, Results]:
-    """``Learner.from_config(config).fit(**kw)``."""
-    fit_kw = {k: kw.pop(k) for k in ("resume", "overwrite", "stop_after") if k in kw}
-    return Learner.from_config(config, **kw).fit(**fit_kw)
-
-
-__all__ = ["Learner", "OnlineLearner", "DataView", "check_out_dir", "OutputExistsError", "run_config"]
+__all__ = ["Learner", "OnlineLearner", "DataView", "check_out_dir", "OutputExistsError"]

@@ -59,7 +59,11 @@ class Scenario:
 
     def task_arg(self, task: Task) -> int | None:
         """What the network's ``task`` argument receives: the id for task-IL, else None."""
-        return task.id if self.kind == "task" else None
+        return self.task_arg_of(task.id)
+
+    def task_arg_of(self, task_id: int) -> int | None:
+        """:meth:`task_arg` of the task with id ``task_id`` (= its position in the stream)."""
+        return task_id if self.kind == "task" else None
 
     def targets(self, task: Task, local: torch.Tensor) -> torch.Tensor:
         """Training/test targets from a task's local labels."""

@@ -104,8 +104,7 @@ def binary_synapse(q: float) -> MarkovSynapse:
     if not 0 < q <= 1:
         raise ValueError(f"binary synapse: q must be in (0, 1], got {q}")
     plus = np.array([[1 - q, q], [0.0, 1.0]])
-    minus = np.array([[1.0, 0.0], [q, 1 - q]])
-    return MarkovSynapse(np.array([-1.0, 1.0]), plus, minus)
+    return MarkovSynapse(np.array([-1.0, 1.0]), plus, _mirror(plus, 1))
 
 
 def binary_signal(t: np.ndarray, q: float) -> np.ndarray:
@@ -119,6 +118,13 @@ def binary_lifetime(n: float, q: float) -> float:
     return float(max(v, 0.0) / -np.log1p(-q)) if q < 1 else 0.0
 
 
+def _mirror(plus: np.ndarray, n: int) -> np.ndarray:
+    """The depression matrix of a synapse whose ``n`` weak and ``n`` strong states are mirror images:
+    M₋[a, b] = M₊[σ(a), σ(b)] with σ swapping weak depth i and strong depth i."""
+    swap = np.concatenate([np.arange(n, 2 * n), np.arange(n)])
+    return plus[np.ix_(swap, swap)]
+
+
 def cascade_synapse(n: int, x: float = 0.5) -> MarkovSynapse:
     """FDA 2005 cascade with ``n`` depths per strength; states 0..n−1 weak (depth 1..n), n..2n−1 strong."""
     if n < 1 or not 0 < x < 1:
@@ -128,7 +134,7 @@ def cascade_synapse(n: int, x: float = 0.5) -> MarkovSynapse:
         q[n - 1] = x ** (n - 1) / (1 - x)
     p = [x ** (i + 1) / (1 - x) for i in range(n - 1)]
     k = 2 * n
-    plus, minus = np.zeros((k, k)), np.zeros((k, k))
+    plus = np.zeros((k, k))
     for i in range(n):
         weak, strong = i, n + i
         # potentiation: weak depth i → strong depth 1 with q_i; strong depth i → depth i+1 with p_i
@@ -139,14 +145,7 @@ def cascade_synapse(n: int, x: float = 0.5) -> MarkovSynapse:
             plus[strong, strong] += 1 - p[i]
         else:
             plus[strong, strong] += 1.0
-        # depression: mirror image
-        minus[strong, 0] += q[i]
-        minus[strong, strong] += 1 - q[i]
-        if i < n - 1:
-            minus[weak, weak + 1] += p[i]
-            minus[weak, weak] += 1 - p[i]
-        else:
-            minus[weak, weak] += 1.0
+    minus = _mirror(plus, n)                                  # depression: the mirror image
     w = np.array([-1.0] * n + [1.0] * n)
     return MarkovSynapse(w, plus, minus)
 
@@ -238,7 +237,7 @@ def laborieux_signal(t: np.ndarray, m: float, lr: float, init_width: float, t0s:
             + np.bincount(hi, p * (1 - plus) * frac, n)
         return up if xi > 0 else out + inw - up
 
-    p = ((np.abs(h) <= init_width / 2) & True).astype(float)
+    p = (np.abs(h) <= init_width / 2).astype(float)
     p /= p.sum()
     acc = np.zeros(n)
     t0_sorted = np.sort(t0s)
@@ -277,15 +276,13 @@ def mtj_signal(t: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array([float(np.mean(q * (1.0 - q) ** tt)) for tt in t]), 1.0
 
 
-def mtj_stationary_x(kappa_g: float, tau_ret: float, x_rest: float, steps: int = 100_000) -> float:
+def mtj_stationary_x(kappa_g: float, tau_ret: float, x_rest: float) -> float:
     """Fixed point of the mean ionic dynamics: with probability ½ (the pulse agrees with the state)
-    x ← x + min(κ|g|, 1)(1 − x), then x ← x − (x − x_rest)/τ_ret every step."""
+    x ← x + min(κ|g|, 1)(1 − x), then x ← x − (x − x_rest)/τ_ret every step. In the mean this is the
+    affine map x ← a x + b, a = (1 − 1/τ)(1 − c/2), b = (1 − 1/τ)c/2 + x_rest/τ, so x* = b/(1 − a);
+    with no drive at all (c = 0, τ = ∞) x stays at its start, 0."""
     c = min(kappa_g, 1.0)
-    x = 0.0
-    for _ in range(steps):
-        x_new = x + 0.5 * c * (1.0 - x)
-        x_new -= (x_new - x_rest) / tau_ret
-        if abs(x_new - x) < 1e-15:
-            break
-        x = x_new
-    return float(x)
+    keep = 1.0 - 1.0 / tau_ret
+    a = keep * (1.0 - 0.5 * c)
+    b = keep * 0.5 * c + x_rest / tau_ret
+    return 0.0 if a >= 1.0 else float(b / (1.0 - a))

@@ -188,8 +188,8 @@ def memory_curve(synapse: str, n: int = 10_000, *, t_max: int = 200, probes: int
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"memory curve: {k} must be a positive integer, got {v!r}")
     p = {**DEFAULTS[synapse], **(params or {})}
-    bad = set(params or {}) - set(DEFAULTS[synapse]) - ({"v_c", "delta_min", "kappa", "volt_per_grad"} if synapse == "mtj" else set())
-    if bad and synapse != "mtj":
+    bad = set(params or {}) - set(DEFAULTS[synapse]) if synapse != "mtj" else set()  # MTJParams checks its own
+    if bad:
         raise ValueError(f"memory curve: unknown parameter {sorted(bad)[0]!r} for {synapse!r} "
                          f"(known: {', '.join(DEFAULTS[synapse])})")
     t = np.asarray(lag_grid(t_max) if lags is None else lags, dtype=int)
