@@ -15,7 +15,8 @@ from metaspin_snn.cli import main
 from metaspin_snn.export.ir import extract_ir, simulate_snntorch
 from metaspin_snn.networks import load_model
 
-SMALL = ["--set", "train_subset=500", "--set", "test_subset=200", "--epochs", "1"]
+SMALL = ["--set", "train_subset=500", "--set", "test_subset=200", "--epochs", "1", "--jobs", "1"]
+LEARNERS = ("finetune-real", "si-real", "metaplastic-m10.0", "mesu")
 
 
 def _reports(text: str) -> list[dict]:
@@ -35,7 +36,7 @@ def _snapshot(d: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """``metaspin run pmnist --quick --tasks 2`` (the quick network: 784-256-256-10, T = 4, direct-current
-    input, real / binary / metaplastic learners) on a smaller data subset."""
+    input; fine-tuning, SI, metaplastic and MESU learners) on a smaller data subset."""
     d = tmp_path_factory.mktemp("pipe") / "D"
     assert main(["run", "pmnist", "--quick", "--tasks", "2", "--no-progress", "--out", str(d), *SMALL]) == 0
     return d
@@ -46,12 +47,12 @@ def test_run_then_export_every_learner_spike_exact(run_dir, capsys):
     assert main(["export", str(run_dir), "--to", "lava", "--verify", "50"]) == 0
     out = capsys.readouterr().out
     reps = _reports(out)
-    assert len(reps) == 3 and out.count("graded input, float") == 3   # all three learners, in order
+    assert len(reps) == 4 and out.count("graded input, float") == 4   # all four learners, in order
     for r in reps:
         assert r["n_samples"] == 50 and r["input_kind"] == "graded" and r["num_steps"] == 4
         assert r["spike_agreement"] == [1.0, 1.0, 1.0] and r["prediction_agreement"] == 1.0
         assert r["rate_reference"][0] > 0.01                            # the network is not silent
-    for name in ("finetune-real", "finetune-binary-m0", "metaplastic-m5.0"):
+    for name in LEARNERS:
         assert (run_dir / name / "checkpoint.lava.npz").is_file()
 
 
@@ -59,7 +60,7 @@ def test_export_reads_the_trained_network_not_a_rebuilt_one(run_dir):
     """The exported IR is the trained network: its float64 simulation gives the network's own output
     spikes on the run's test inputs (so 100 % Lava agreement means the deployed learner is the trained one)."""
     from metaspin_snn.cli.export import Source
-    ck_path = run_dir / "metaplastic-m5.0" / "checkpoint.pt"
+    ck_path = run_dir / "metaplastic-m10.0" / "checkpoint.pt"
     model, ck = load_model(ck_path)
     src = Source(ck, ck_path, None, 0)
     x, y = src.inputs(1, 40)
@@ -75,14 +76,14 @@ def test_export_reads_the_trained_network_not_a_rebuilt_one(run_dir):
 
 def test_fixed_point_emulator_equals_lava(run_dir, capsys):
     capsys.readouterr()
-    assert main(["export", str(run_dir), "--run", "metaplastic-m5.0", "--to", "lava", "--fixed-point",
+    assert main(["export", str(run_dir), "--run", "metaplastic-m10.0", "--to", "lava", "--fixed-point",
                  "--verify", "50"]) == 0
     (r,) = _reports(capsys.readouterr().out)
     assert r["fixed_point"] and r["emulator_equals_lava"] is True and r["input_bits"] == 8
     assert min(r["spike_agreement_vs_dequantized"]) > 0.99                # 8-bit input, 8-bit weights
-    with np.load(run_dir / "metaplastic-m5.0" / "checkpoint-fixed.lava.npz") as f:
+    with np.load(run_dir / "metaplastic-m10.0" / "checkpoint-fixed.lava.npz") as f:
         assert str(f["kind"]) == "fixed" and str(f["input_kind"]) == "graded"
-    with np.load(run_dir / "metaplastic-m5.0" / "checkpoint.lava.npz") as f:   # the float export is kept
+    with np.load(run_dir / "metaplastic-m10.0" / "checkpoint.lava.npz") as f:   # the float export is kept
         assert str(f["kind"]) == "float"
 
 
@@ -94,7 +95,7 @@ def test_same_out_again_is_refused_and_changes_nothing(run_dir, capsys):
     assert len(err) == 1 and "not empty" in err[0] and "--resume" in err[0] and "--overwrite" in err[0]
     assert _snapshot(run_dir) == before
     # --resume of the finished runs trains nothing and leaves the numbers as they were
-    names = ("finetune-real", "metaplastic-m5.0")
+    names = ("finetune-real", "metaplastic-m10.0")
     matrices = {n: json.loads((run_dir / n / "results.json").read_text())["matrix"] for n in names}
     assert main(["run", "pmnist", "--quick", "--tasks", "2", "--no-progress", "--resume", "--out", str(run_dir),
                  *SMALL]) == 0
@@ -104,13 +105,13 @@ def test_same_out_again_is_refused_and_changes_nothing(run_dir, capsys):
 
 
 def test_results_record_provenance(run_dir):
-    d = json.loads((run_dir / "metaplastic-m5.0" / "results.json").read_text())
+    d = json.loads((run_dir / "metaplastic-m10.0" / "results.json").read_text())
     import metaspin_snn
     p = d["provenance"]
     assert d["schema_version"] == 2 and p["package_version"] == metaspin_snn.__version__
     assert p["command"] and p["started_utc"].endswith("Z") and p["finished_utc"] >= p["started_utc"]
     assert "git_commit" in p
-    rows = (run_dir / "metaplastic-m5.0" / "epochs.csv").read_text().splitlines()
+    rows = (run_dir / "metaplastic-m10.0" / "epochs.csv").read_text().splitlines()
     assert len(rows) == 3 and "train_accuracy" in rows[0] and "hidden_mean_abs" in rows[0]   # 2 tasks × 1 epoch
 
 
@@ -185,3 +186,33 @@ def test_train_output_exports(tmp_path, data_root, capsys):
     assert main(["export", str(d), "--to", "lava", "--verify", "10", "--data-root", str(data_root)]) == 0
     (r,) = _reports(capsys.readouterr().out)
     assert r["input_kind"] == "spikes" and r["spike_agreement"] == [1.0, 1.0]
+
+
+def test_learners_in_parallel_processes_give_the_sequential_numbers(run_dir, tmp_path, capfd):
+    """``--jobs 2``: the four learners in two spawned worker processes (one torch thread each) write the
+    same accuracy matrices as ``--jobs 1`` in this process with one thread."""
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["run", "pmnist", "--quick", "--tasks", "2", "--no-progress", "--out", str(seq), *SMALL]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    capfd.readouterr()
+    args = [a for a in SMALL if a not in ("--jobs", "1")]
+    assert main(["run", "pmnist", "--quick", "--tasks", "2", "--no-progress", "--out", str(par), *args,
+                 "--jobs", "2"]) == 0
+    out = capfd.readouterr().out
+    assert "4 learners, 2 at a time (1 thread(s) each)" in out
+    assert all(f"[{n}] ACC" in out for n in LEARNERS)               # each worker's lines carry its name
+    for n in LEARNERS:
+        a = json.loads((seq / n / "results.json").read_text())
+        b = json.loads((par / n / "results.json").read_text())
+        assert a["matrix"] == b["matrix"] and a["config"] == b["config"]
+    assert (par / "summary.md").read_text().count("\n| ") == len(LEARNERS) + 1   # header + one row each
+
+
+def test_jobs_must_be_positive(tmp_path, capsys):
+    assert main(["run", "pmnist", "--quick", "--no-progress", "--out", str(tmp_path / "j"), "--jobs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--jobs" in err and not (tmp_path / "j").exists()

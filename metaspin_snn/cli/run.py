@@ -56,7 +56,17 @@ _QUICK_TASKS = {"pmnist": 3, "rotated": 3, "stream": 5}
 # forgetting; with the full defaults (1,800 steps per task) |W_h| reaches ≈ 20–30, m = 5 freezes the
 # network after 3 tasks and m = 3 is used (results/README.md). Biases are off by default: plain-Adam
 # biases are unprotected and overwrite old tasks once the binary weights consolidate.
-_DEFAULT_M = {"quick": 5.0, "full": 3.0}
+_DEFAULT_M = {"quick": 10.0, "full": 3.0}
+# The compared learners' other hyper-parameters (chosen on the quick setting's validation split,
+# results/README.md §12): Adam's ε as the metaplastic ratchet's importance threshold (§9), SI's c, and
+# MESU with two antithetic Monte-Carlo samples and a non-negative curvature term (MESUParams). MESU's
+# gain ¼ brings the authors' initialisation (RMS 4/√(3·fan_in)) to PyTorch's scale for the spike-count
+# readout; a step moves gain·μ by lr·gain²·σ²·ḡ, so lr_μ = 48, lr_σ = 16 at gain ¼ are lr_μ = 3,
+# lr_σ = 1 in the authors' units (their lr_σ).
+_DEFAULT_META: dict[str, dict[str, Any]] = {"quick": {"eps": 2e-5}, "full": {}}
+_SI_C = 3.0
+_MESU_GAIN = 0.25
+_MESU_SP: dict[str, Any] = {"antithetic": True, "shrink_only": True, "lr_mu": 48.0, "lr_sigma": 16.0}
 # Rate-code steps of the online learner's shorthand (OnlineConfig's default, as in bench/online_split_mnist.py).
 _ONLINE_STEPS = 25
 
@@ -86,6 +96,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence-dirs", nargs="+", help="MNIST-format directories, one per task (sequence)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--jobs", type=int, help="learners of a comparison trained at once, each in its own "
+                        "process (default: one per CPU core, at most one per learner)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any RunConfig key, value in TOML syntax (e.g. --set norm='\"batch\"' "
                              "--set hidden=[256,256] --set synapse_params.lr=0.01); repeatable")
@@ -220,11 +232,17 @@ def _build_configs(args: argparse.Namespace) -> list[RunConfig]:
         return [RunConfig.from_dict({**base, "synapse": syn, "synapse_params": sp,
                                      "name": f"{syn}-{o.get('plugin', 'naive')}", "out": str(root)})]
     mm = m if m is not None else user_sp.get("m", default_m)
+    meta_sp = {**_DEFAULT_META["quick" if args.quick else "full"], **user_sp, "m": mm}
+    # the comparison: one network for every learner (readout: output spike counts), the hyper-parameters
+    # chosen on the quick setting's validation split (results/README.md §12)
     learners: list[tuple[str, dict[str, Any]]] = [
         ("finetune-real", {"synapse": "real", "synapse_params": {}}),
-        ("finetune-binary-m0", {"synapse": "metaplastic", "synapse_params": {**user_sp, "m": 0.0}}),
+        ("si-real", {"synapse": "real", "synapse_params": {}, "plugin": "si",
+                     "plugin_params": {"c": _SI_C, **base.get("plugin_params", {})}}),
         (f"metaplastic-m{mm}" if not isinstance(mm, list) else "metaplastic-per-layer",
-         {"synapse": "metaplastic", "synapse_params": {**user_sp, "m": mm}})]
+         {"synapse": "metaplastic", "synapse_params": meta_sp}),
+        ("mesu", {"synapse": "mesu", "synapse_params": dict(_MESU_SP), "gain": base.get("gain", _MESU_GAIN),
+                  "train_samples": base.get("train_samples", 2), "eval_samples": base.get("eval_samples", 0)})]
     return [RunConfig.from_dict({**base, **kw, "name": n, "out": str(root / n)}) for n, kw in learners]
 
 
@@ -249,9 +267,55 @@ def summary_table(results: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def _n_jobs(jobs: int | None, n_runs: int) -> int:
+    """Processes for ``n_runs`` learners: ``--jobs`` as given, else one per CPU core (at most ``n_runs``)."""
+    if jobs is not None:
+        return min(jobs, n_runs) if jobs >= 1 else jobs
+    return max(1, min(n_runs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
+def _run_one(cfg: RunConfig, resume: bool, overwrite: bool, prefix: str = "  ", threads: int | None = None):
+    """Train one learner of the command (in this process, or in a worker of :func:`_run_parallel`)."""
+    from ..continual.runner import run_stream
+    if threads is not None:
+        import torch
+        torch.set_num_threads(threads)
+    print(f"== {cfg.name}: {cfg.stream}, {cfg.n_tasks} tasks, {cfg.scenario}, synapse={cfg.synapse} "
+          f"{cfg.synapse_params or ''}, plugin={cfg.plugin}, out={cfg.out}", flush=True)
+    res = run_stream(cfg, resume=resume, overwrite=overwrite, log=lambda s: print(prefix + s, flush=True))
+    print(f"{prefix}ACC {100 * res.metrics['acc']:.1f}%  BWT {_fmt(res.metrics['bwt']).strip()}  "
+          f"-> {Path(cfg.out) / 'results.json'}", flush=True)
+    return res
+
+
+def _run_parallel(configs: list[RunConfig], args: argparse.Namespace, jobs: int) -> list[Any]:
+    """The learners in ``jobs`` worker processes (the CPU cores shared out as torch threads);
+    their log lines carry the learner's name. Each run's numbers depend only on its config, as in a
+    sequential run, up to the float rounding of the thread count."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
+    print(f"training {len(configs)} learners, {jobs} at a time ({threads} thread(s) each)", flush=True)
+    # fork reuses this process's imports; it is safe for torch only with one thread per worker (the
+    # forked OpenMP pool is never used), so more threads per worker start clean (spawned) workers
+    method = "fork" if threads == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method)) as pool:
+        # longest first (Monte-Carlo samples multiply a step's cost), so that the last to finish is short
+        order = sorted(range(len(configs)), key=lambda i: -(configs[i].train_samples or 1))
+        futures = {i: pool.submit(_run_one, configs[i].replace(progress=False), args.resume, args.overwrite,
+                                  f"  [{configs[i].name}] ", threads) for i in order}
+        try:
+            return [futures[i].result() for i in range(len(configs))]
+        except BaseException:
+            for f in futures.values():
+                f.cancel()
+            raise
+
+
 def main(args: argparse.Namespace) -> int:
     """Entry point of ``metaspin run``; returns the process exit status (2: bad input, one line)."""
-    from ..continual.runner import run_stream
     try:
         configs = build_configs(args)
         check_out_dir(run_root(configs), resume=args.resume, overwrite=args.overwrite)
@@ -260,21 +324,18 @@ def main(args: argparse.Namespace) -> int:
             raise
         print(f"metaspin run: {e}", file=sys.stderr)
         return 2
-    results = []
-    for cfg in configs:
-        print(f"== {cfg.name}: {cfg.stream}, {cfg.n_tasks} tasks, {cfg.scenario}, synapse={cfg.synapse} "
-              f"{cfg.synapse_params or ''}, plugin={cfg.plugin}, out={cfg.out}", flush=True)
-        try:
-            res = run_stream(cfg, resume=args.resume, overwrite=args.overwrite,
-                             log=lambda s: print("  " + s, flush=True))
-        except ValueError as e:
-            if os.environ.get("METASPIN_TRACEBACK"):
-                raise
-            print(f"metaspin run: {e}", file=sys.stderr)
-            return 2
-        results.append(res)
-        print(f"  ACC {100 * res.metrics['acc']:.1f}%  BWT {_fmt(res.metrics['bwt']).strip()}  "
-              f"-> {Path(cfg.out) / 'results.json'}", flush=True)
+    jobs = _n_jobs(args.jobs, len(configs))
+    if jobs < 1:
+        print(f"metaspin run: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    try:
+        results = (_run_parallel(configs, args, jobs) if jobs > 1 else
+                   [_run_one(cfg, args.resume, args.overwrite, prefix="  ") for cfg in configs])
+    except ValueError as e:
+        if os.environ.get("METASPIN_TRACEBACK"):
+            raise
+        print(f"metaspin run: {e}", file=sys.stderr)
+        return 2
     table = summary_table(results)
     print("\n" + table)
     print("(ACC, BWT, FWT, forgetting, intransigence in percentage points; see each run's report.md)")

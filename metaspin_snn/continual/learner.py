@@ -192,7 +192,8 @@ class Learner:
         lr_base: dict[int, float] = {}
         syn = [m for m in model.modules() if isinstance(m, SynapseModel)]
         user_plugins = [p for p in self.plugins if not isinstance(p, SynapseBoundary)]
-        stacked = (n_mc > 1 and c.neuron != "lif" and c.norm == "none" and c.network == "mlp" and bool(syn)
+        stacked = (n_mc > 1 and (c.neuron != "lif" or getattr(model, "fast", False)) and c.norm == "none"
+                   and c.network == "mlp" and bool(syn)
                    and all(s.SAMPLE_BATCH for s in syn)
                    and all(type(p).extra_loss is Plugin.extra_loss for p in user_plugins))
         # ^ all S samples in one pass (weights [S, out, in]); plugins that read single weights use the loop

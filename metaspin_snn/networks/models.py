@@ -241,7 +241,16 @@ class _SpikingNet(nn.Module):
         """Reshape a per-sample activation batch ``[N, ...]`` for ``st``'s layer."""
         return h.reshape(h.shape[0], -1) if st.kind == "linear" else h
 
+    def _stacked_samples(self, head: int) -> int:
+        """S when synapse models hold S stacked weight samples (``SynapseModel.set_mc_samples``), else 0."""
+        n_st = len(self.stages)
+        ws = [st.layers[head if i == n_st - 1 else 0].raw_weight() for i, st in enumerate(self.stages)]
+        return max((int(w.shape[0]) for w in ws if w.dim() == 3), default=0)
+
     def _forward_layerwise(self, x, head, nset, T, B, state, sparse, scan: bool) -> NetOutput:
+        S = self._stacked_samples(head)
+        if S:
+            return self._forward_stacked(x, head, T, B, S, state)
         h = x.reshape(T * B, *x.shape[2:])
         counts, mems, final = [], [], []
         spk = None
@@ -269,6 +278,34 @@ class _SpikingNet(nn.Module):
                 last_mem = mem
             h = spk.reshape(T * B, *spk.shape[2:])
         return self._output(counts, mems, spk.reshape(T, B, -1), last_mem.reshape(T, B, -1), final)
+
+    def _forward_stacked(self, x, head, T, B, S, state) -> NetOutput:
+        """S networks at once, one per stacked synapse sample (weights ``[S, out, in]``): currents
+        ``[S, T·B, n]`` by one batched product, the LIF scan over a batch of S·B sequences (sample-major:
+        row s·B + b is sample s of input b). Logits ``[S, B, C]``; ``spikes``/``membrane``/``state`` carry
+        the S·B rows. Each sample's network is the one an unstacked pass with that weight computes."""
+        if self.norm is not None or any(st.kind != "linear" for st in self.stages):
+            raise ValueError(f"{type(self).__name__}: stacked synapse samples need a linear network "
+                             "without normalisation")
+        if any(m is not None for m in state):
+            raise ValueError(f"{type(self).__name__}: stacked synapse samples start from a zero state")
+        n_st = len(self.stages)
+        h = x.reshape(T * B, -1)  # [T·B, in], shared by the S samples of the first layer
+        counts, mems, final = [], [], []
+        for i, st in enumerate(self.stages):
+            cur = st.current(h, head if i == n_st - 1 else 0, 0, False)
+            cur = cur.expand(S, *cur.shape) if cur.dim() == 2 else cur  # an unsampled (real) layer
+            n = cur.shape[-1]
+            cur = cur.reshape(S, T, B, n).transpose(0, 1).reshape(T, S * B, n)
+            spk, mem = leaky_scan(cur, st.lif, None)
+            counts.append(spk.sum(0))
+            final.append(mem[-1].detach())
+            if self.record:
+                mems.append(mem)
+            h = spk.reshape(T, S, B, n).transpose(0, 1).reshape(S, T * B, n)
+        out = self._output(counts, mems, spk, mem, final)
+        out.logits = out.logits.reshape(S, B, -1)
+        return out
 
     def _forward_static(self, x, head, nset, T, B) -> NetOutput:
         """Non-spiking network (``neuron`` "relu" or "sign"): each stage ``act(norm(layer(h)))`` on

@@ -30,6 +30,19 @@ samples through :meth:`MESU.draw_eval_sample` when the runner averages ``eval_sa
 (the authors: 10 samples, log-softmax averaged). Guards (not in the paper's equations, documented):
 σ is clamped to [sigma_min, sigma_max] (σ > 0) and μ to ±mu_max, so the state stays finite for any
 finite gradient; the authors' optional ``clamp_grad`` (0 in their configs) is not implemented.
+
+Two options, both off by default (the paper's estimator and step), for few Monte-Carlo samples:
+
+* ``antithetic``: samples come in pairs ε, −ε (antithetic variates; Owen, *Monte Carlo theory,
+  methods and examples* (2013), §8.2). For a pair, ½[g(μ+σε) − g(μ−σε)]·ε keeps the curvature term
+  σ·H·ε² of ⟨g·ε⟩ and cancels its first-order term g(μ)·ε exactly (for a quadratic loss), which
+  otherwise dominates the σ step when only one or two samples are drawn; ⟨g⟩ loses the odd terms
+  too. Both remain unbiased estimates of the same expectations.
+* ``shrink_only``: the σ step uses max(ḡ_σ, 0): data only ever shrink σ, and σ grows back only
+  through the prior term σ(σ_p² − σ²)/(Nσ_p²). ḡ_σ ≈ σ·∂²C/∂w², so this keeps the curvature estimate
+  non-negative, as Gauss–Newton/Fisher approximations of variational Bayes do (Khan et al., *Fast and
+  scalable Bayesian deep learning by weight-perturbation in Adam*, ICML 2018). A variant, not the
+  paper's equation: σ ← σ + η_σ·½[ −σ²·max(ḡ_σ, 0) + σ(σ_p² − σ²)/(N σ_p²) ].
 """
 from __future__ import annotations
 
@@ -52,7 +65,8 @@ _F1 = np.float32(1.0)
 class MESUParams:
     """Parameters of :class:`MESU` (defaults: mesu-pmnist ``configurations/pmnist/mlp-bayesian-mesu.json``
     — lr_μ = lr_σ = 1, σ_p = 1, N = 300,000 update steps; ``init="authors"`` as ``BayesianLinear``).
-    ``sigma_init``/``mu_init_std`` are used by ``init="gauss"`` only."""
+    ``sigma_init``/``mu_init_std`` are used by ``init="gauss"`` only; ``antithetic`` and
+    ``shrink_only`` are the options of the module docstring (off: the paper)."""
 
     lr_mu: float = 1.0
     lr_sigma: float = 1.0
@@ -66,6 +80,8 @@ class MESUParams:
     sigma_max: float = 10.0
     mu_max: float = 1e6
     prior_from_posterior: bool = False
+    antithetic: bool = False
+    shrink_only: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,8 +97,9 @@ class MESUParams:
         check_range(self, "mu_max", 0.0, 1e30, lo_open=True)
         if self.init not in ("authors", "gauss"):
             raise ValueError(f"MESUParams.init must be 'authors' or 'gauss', got {self.init!r}")
-        if not isinstance(self.prior_from_posterior, bool):
-            raise ValueError(f"MESUParams.prior_from_posterior must be a bool, got {self.prior_from_posterior!r}")
+        for key in ("prior_from_posterior", "antithetic", "shrink_only"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"MESUParams.{key} must be a bool, got {getattr(self, key)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"MESUParams.seed must be an int, got {self.seed!r}")
 
@@ -161,25 +178,39 @@ class MESU(SynapseModel):
         self.register_buffer("sigma_prior", torch.full(self.shape, float(params.sigma_prior)))
         self.register_buffer("noise", torch.zeros(self.shape), persistent=False)
         self._rng = SeededGenerator(params.seed + 1)
+        self._mirror: torch.Tensor | None = None  # ε of a pending antithetic pair's first draw
 
     SAMPLE_BATCH = True
 
     def _compute_weight(self, sample: bool) -> torch.Tensor:
         """w = μ + σ·ε (training, fresh ε kept in ``noise``; ``mc_samples`` = S ≥ 2: S stacked draws,
-        ``[S, *shape]``) or μ (evaluation, ε = 0)."""
+        ``[S, *shape]``) or μ (evaluation, ε = 0). ``antithetic``: every second draw is −ε of the one
+        before (stacked: ε_1…ε_⌈S/2⌉ then their negatives; odd S leaves one unpaired)."""
+        anti = self.params.antithetic
         if sample and self.mc_samples >= 2:
-            shape = (self.mc_samples, *self.shape)
-            self.noise = torch.randn(shape, generator=self._rng.get(self.mu.device), device=self.mu.device,
-                                     dtype=self.mu.dtype)
+            s = self.mc_samples
+            n_draw = (s + 1) // 2 if anti else s
+            eps = torch.randn((n_draw, *self.shape), generator=self._rng.get(self.mu.device),
+                              device=self.mu.device, dtype=self.mu.dtype)
+            self.noise = torch.cat([eps, -eps])[:s] if anti else eps
             return self.mu + self.sigma * self.noise
         if self.noise.shape != self.mu.shape:
             self.noise = torch.zeros_like(self.mu)
         if sample:
-            self.noise.copy_(torch.randn(self.shape, generator=self._rng.get(self.mu.device),
-                                         device=self.mu.device, dtype=self.mu.dtype))
+            if anti and self._mirror is not None:  # second draw of an antithetic pair: ε → −ε
+                self.noise.copy_(self._mirror.neg_())
+                self._mirror = None
+            else:
+                self.noise.copy_(torch.randn(self.shape, generator=self._rng.get(self.mu.device),
+                                             device=self.mu.device, dtype=self.mu.dtype))
+                self._mirror = self.noise.clone() if anti else None
             return self.mu + self.sigma * self.noise
         self.noise.zero_()
         return self.mu.clone()
+
+    def train(self, mode: bool = True) -> "MESU":
+        self._mirror = None  # a pair never spans a change between training and evaluation
+        return super().train(mode)
 
     def draw_eval_sample(self) -> torch.Tensor:
         """One posterior sample w = μ + σε for a Monte-Carlo evaluation (the authors average the
@@ -208,8 +239,14 @@ class MESU(SynapseModel):
         else:
             self._step_torch(gmu, gsig)
 
+    def _sigma_grad(self, gsig: torch.Tensor) -> torch.Tensor:
+        """ḡ_σ as the step uses it (``shrink_only``: max(ḡ_σ, 0)); ends a pending antithetic pair."""
+        self._mirror = None  # every step starts a new antithetic pair
+        return gsig.clamp(min=0.0) if self.params.shrink_only else gsig
+
     def _step_numba(self, gmu: torch.Tensor, gsig: torch.Tensor) -> None:
         p = self.params
+        gsig = self._sigma_grad(gsig)
         f = np.float32
         kern = mesu_kernel_parallel if self.parallel else mesu_kernel
         kern(np_view(self.mu, "mu"), np_view(self.sigma, "sigma"), np_view(gmu.contiguous(), "grad_mu"),
@@ -219,6 +256,7 @@ class MESU(SynapseModel):
 
     def _step_torch(self, gmu: torch.Tensor, gsig: torch.Tensor) -> None:
         p = self.params
+        gsig = self._sigma_grad(gsig)
         mesu_step_torch(self.mu, self.sigma, gmu, gsig, self.mu_prior, self.sigma_prior,
                         p.lr_mu, p.lr_sigma, p.N, p.sigma_min, p.sigma_max, p.mu_max)
 

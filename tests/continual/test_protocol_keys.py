@@ -183,7 +183,7 @@ def _mc_cfg(**kw):
 
 
 @pytest.mark.parametrize("variant,stacked", [({}, True), ({"norm": "layer"}, False),
-                                             ({"neuron": "lif", "output": "membrane"}, False)])
+                                             ({"neuron": "lif", "output": "membrane"}, True)])
 def test_mc_training_path_choice(tasks2, variant, stacked):
     cfg = _mc_cfg(**variant)
     model, opt, ctx = _setup(cfg, tasks2[:1])

@@ -256,6 +256,44 @@ def test_stacked_network_equals_separate_forwards():
         m2(x)
 
 
+@pytest.mark.parametrize("output", ["membrane", "count"])
+def test_stacked_lif_network_equals_separate_forwards_and_gradients(output):
+    # S networks in one pass of the LIF scan (batch S·B, sample-major) = S forwards with one weight each
+    torch.manual_seed(7)
+    S, T, B = 3, 4, 5
+    model = SpikingMLP([20, 16, 4], synapse=_mesu(20), bias=False, output=output, threshold=0.5)
+    syn = [l.synapse for l in model.layers()]
+    for s in syn:
+        s.set_mc_samples(S)
+    x = torch.rand(T, B, 20) * 2.0
+    y = torch.randint(0, 4, (B,))
+    out = model(x)
+    assert out.logits.shape == (S, B, 4) and out.spikes[0].shape == (S * B, 16)
+    F.cross_entropy(out.logits.reshape(S * B, -1), y.repeat(S), reduction="sum").backward()
+    W = [s.weight.detach().clone() for s in syn]
+    G = [s.weight.grad.clone() for s in syn]
+    assert sum(float(o.detach().sum()) for o in out.spikes) > 0  # the networks spike
+    single = copy.deepcopy(model)
+    ssyn = [l.synapse for l in single.layers()]
+    for s in ssyn:
+        s.set_mc_samples(0)
+    for k in range(S):
+        for s, w in zip(ssyn, W):                               # sample k's weights, as a plain pass
+            s.refresh()
+            with torch.no_grad():
+                s.weight.copy_(w[k])
+            s._stale = False
+        o = single(x)
+        torch.testing.assert_close(o.logits, out.logits[k], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(o.spikes[1], out.spikes[1][k * B:(k + 1) * B], rtol=0, atol=0)
+        F.cross_entropy(o.logits, y, reduction="sum").backward()
+        for s, g in zip(ssyn, G):
+            torch.testing.assert_close(s.weight.grad, g[k], rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(out.logits[0], out.logits[1])
+    with pytest.raises(ValueError, match="zero state"):
+        model(x, state=[m[:B] for m in out.state])
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_stacked_update_equals_accumulated_samples_and_mesu_formula(reduction):
     torch.manual_seed(6)

@@ -123,3 +123,78 @@ def test_task_boundary_keeps_the_fixed_prior_unless_asked():
     v.task_boundary()
     assert torch.equal(v.mu_prior, v.mu) and torch.equal(v.sigma_prior, v.sigma)
     assert v.hidden() is v.sigma
+
+
+# ---- options for few Monte-Carlo samples: antithetic pairs and a non-negative curvature term ----------
+
+def _quadratic_pair_stats(p: MESUParams, stacked: bool):
+    """Two samples of C = ½ Σ h w² (g = h·w) through MESU's own sampling; returns (s, h, ε of sample 1,
+    μ, σ before the step) and the accumulated (Σ g, Σ g·ε) over the two samples."""
+    s = MESU(SHAPE, p, backend="torch")
+    h = torch.rand(SHAPE, generator=torch.Generator().manual_seed(3)) + 0.5
+    mu, sig = s.mu.clone(), s.sigma.clone()
+    if stacked:
+        s.set_mc_samples(2)
+        w = s.effective_weight()
+        eps1 = s.noise[0].clone()
+        g = h * w.detach()
+        stats = [t.sum(0) for t in s._sample_stats(g)]
+    else:
+        stats = [torch.zeros(SHAPE), torch.zeros(SHAPE)]
+        eps1 = None
+        for _ in range(2):
+            w = s.effective_weight()
+            eps1 = s.noise.clone() if eps1 is None else eps1
+            for a, t in zip(stats, s._sample_stats(h * w.detach())):
+                a.add_(t)
+            s.accumulate(h * w.detach())
+    return s, h, eps1, mu, sig, stats
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_antithetic_pair_cancels_the_first_order_term(stacked):
+    # pair ε, −ε of C = ½ h w²: Σ g = 2hμ and Σ g·ε = 2hσε² exactly (no hμε term), written out here
+    s, h, eps, mu, sig, (gmu, gsig) = _quadratic_pair_stats(MESUParams(antithetic=True), stacked)
+    torch.testing.assert_close(gmu, 2 * h * mu, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gsig, 2 * h * sig * eps ** 2, rtol=1e-5, atol=1e-6)
+    # without the option the two draws are independent and the first-order term stays
+    _, h2, _, mu2, _, (gmu2, _) = _quadratic_pair_stats(MESUParams(antithetic=False), stacked)
+    assert (gmu2 - 2 * h2 * mu2).abs().max() > 1e-2
+
+
+def test_antithetic_pairs_restart_at_each_step_and_after_mode_changes():
+    s = MESU(SHAPE, MESUParams(antithetic=True), backend="torch")
+    s.effective_weight()
+    e1 = s.noise.clone()
+    s.update(torch.zeros(SHAPE))          # a one-sample step ends the pair
+    s.effective_weight()
+    assert not torch.equal(s.noise, -e1)  # a fresh draw, not the mirror of the last step's sample
+    s.accumulate(torch.zeros(SHAPE))
+    s.eval(); s.train()                   # a pair never spans evaluation
+    s.effective_weight()
+    e3 = s.noise.clone()
+    s.accumulate(torch.zeros(SHAPE))
+    s.effective_weight()
+    torch.testing.assert_close(s.noise, -e3)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_shrink_only_clips_the_data_term_of_sigma(backend):
+    p = MESUParams(N=20.0, lr_mu=0.3, lr_sigma=0.9, sigma_prior=0.2, sigma_init=0.15, init="gauss", shrink_only=True)
+    s = MESU(SHAPE, p, backend=backend)
+    w = s.effective_weight()
+    eps = s.noise.double().numpy().copy()
+    mu, sig = s.mu.double().numpy().copy(), s.sigma.double().numpy().copy()
+    g = np.random.default_rng(2).standard_normal(SHAPE)
+    s.update(torch.from_numpy(g.astype(np.float32)))
+    sp2, n = 0.2 ** 2, p.N
+    gsig = np.maximum(g * eps, 0.0)                           # the variant: max(ḡ_σ, 0)
+    sig1 = sig + p.lr_sigma * 0.5 * (-sig ** 2 * gsig + sig * (sp2 - sig ** 2) / (n * sp2))
+    mu1 = mu + p.lr_mu * (-sig ** 2 * g + sig ** 2 * (0.0 - mu) / (n * sp2))
+    np.testing.assert_allclose(s.sigma.numpy(), sig1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(s.mu.numpy(), mu1, rtol=1e-5, atol=1e-7)
+    grew = g * eps < 0
+    assert grew.any() and (~grew).any()
+    # where ḡ_σ < 0 only the prior term moves σ (toward σ_p = 0.2 > 0.15: up by at most σ(σ_p²−σ²)/(2Nσ_p²))
+    bound = sig * (sp2 - sig ** 2) / (n * sp2) * p.lr_sigma * 0.5
+    np.testing.assert_allclose(s.sigma.numpy()[grew] - sig[grew], bound[grew], rtol=1e-4, atol=1e-7)
