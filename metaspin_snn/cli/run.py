@@ -11,12 +11,13 @@ and reports.
     metaspin run split-mnist --learner online [--set train_subset=2000]   (OnlineSNN, no BPTT)
     metaspin run split-mnist --plugin replay [--set plugin_params.mem_per_task=200]   (experience replay)
 
-A shorthand without ``--synapse``/``--plugin`` runs the comparison the issue asks for side by side:
-fine-tuning of real-valued weights, fine-tuning of binary weights (metaplastic rule with m = 0), and
-the metaplastic binary network (m = ``--m``, default 5 with ``--quick``, 3 otherwise); with ``--synapse``/``--plugin`` it runs
-that one learner. Shorthand runs use no biases (see ``_DEFAULT_M``). ``--quick`` shrinks the run to
-minutes on two cores (3 tasks × 10,000 training and 2,000 test samples, 2 epochs, batch 50, T = 4,
-784-256-256-10, direct-current input).
+A shorthand without ``--synapse``/``--plugin`` compares four learners on one network (spike-count
+readout): fine-tuning and SI with real weights, the metaplastic binary network (m = ``--m``, default
+10 with ``--quick``, 3 otherwise; ``--m`` and ``--set synapse_params.*`` go to this learner) and MESU
+(``_MESU_SP``), each in its own worker process (``--jobs``, default one per core). With
+``--synapse``/``--plugin`` it runs that one learner. Shorthand runs use no biases (see
+``_DEFAULT_M``). ``--quick`` shrinks the run to about a minute on two cores (3 tasks × 10,000
+training and 2,000 test samples, 2 epochs, batch 50, T = 4, 784-256-256-10, direct-current input).
 """
 from __future__ import annotations
 
@@ -270,7 +271,7 @@ def summary_table(results: list[Any]) -> str:
 def _n_jobs(jobs: int | None, n_runs: int) -> int:
     """Processes for ``n_runs`` learners: ``--jobs`` as given, else one per CPU core (at most ``n_runs``)."""
     if jobs is not None:
-        return min(jobs, n_runs) if jobs >= 1 else jobs
+        return max(1, min(jobs, n_runs))
     return max(1, min(n_runs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else (os.cpu_count() or 1)))
 
@@ -316,6 +317,9 @@ def _run_parallel(configs: list[RunConfig], args: argparse.Namespace, jobs: int)
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of ``metaspin run``; returns the process exit status (2: bad input, one line)."""
+    if args.jobs is not None and args.jobs < 1:
+        print(f"metaspin run: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
     try:
         configs = build_configs(args)
         check_out_dir(run_root(configs), resume=args.resume, overwrite=args.overwrite)
@@ -325,9 +329,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"metaspin run: {e}", file=sys.stderr)
         return 2
     jobs = _n_jobs(args.jobs, len(configs))
-    if jobs < 1:
-        print(f"metaspin run: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
-        return 2
     try:
         results = (_run_parallel(configs, args, jobs) if jobs > 1 else
                    [_run_one(cfg, args.resume, args.overwrite, prefix="  ") for cfg in configs])

@@ -46,7 +46,7 @@ from ..synapses.base import SynapseModel
 from .config import RunConfig
 from .plugins import Context, Plugin, SynapseBoundary, make_plugins
 from .report import write_reports
-from .runner import (_ENC, _EVAL, _INIT, _TASK, _TRAIN, RESULTS, Results, _gen, build_model, build_optimizer,
+from .runner import (_ENC, _EVAL, _INIT, _TASK, _TRAIN, RESULTS, RUN_INFO, Results, _gen, build_model, build_optimizer,
                      build_stream, carry_norm_set, check_synapse_params, cosine_factor, default_out, derived_seed,
                      device_counters, git_commit, hidden_histograms, loss_fn, package_version, resolve_device,
                      resolve_protocol, set_synapse_lr, versions)
@@ -270,9 +270,9 @@ class Learner:
                                                                     if k not in ("model", "optimizer")})
 
     def _write(self, out: Path, next_task: int, results: Results) -> None:
-        """results.json and checkpoint.pt, changed together: a failed write (a full disk) leaves both
-        as they were, so they always describe the same number of tasks."""
-        files: dict[Path, bytes] = {out / RESULTS: results.json_bytes()}
+        """results.json, run_info.json and checkpoint.pt, changed together: a failed write (a full disk)
+        leaves all as they were, so they always describe the same number of tasks."""
+        files: dict[Path, bytes] = {out / RESULTS: results.json_bytes(), out / RUN_INFO: results.info_bytes()}
         if self.config.checkpoint:
             files[out / CHECKPOINT_NAME] = checkpoint_bytes(self.checkpoint_payload(next_task, results))
         atomic_write_many(files)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..files import atomic_write_bytes
+from ..files import atomic_write_many
 from ..networks.builder import model_spec
 from ..synapses.base import SynapseModel
 from ..synapses.registry import REAL, config_synapse_factories, default_synapse_params, get_synapse
@@ -39,7 +39,8 @@ from .streams import (Task, dataset_sequence, holdout_validation, permuted_mnist
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
-RESULTS_SCHEMA = 2
+RUN_INFO = "run_info.json"
+RESULTS_SCHEMA = 3
 STREAM_DEFAULT_SUBSET = 1000  # samples per task of the streaming variant unless train_subset is set
 
 
@@ -90,25 +91,67 @@ class Results:
         self.forgetting_per_step = M.forgetting_per_step(R)
 
     def to_dict(self) -> dict:
+        """Everything, timings and provenance included (the checkpoint's copy)."""
         return dataclasses.asdict(self)
 
+    #: what differs between two runs of one config: wall-clock times and provenance (run_info.json)
+    TIMINGS = ("train_time_s", "eval_time_s")
+
+    def record(self) -> dict:
+        """The run's numbers: :meth:`to_dict` without wall-clock times and provenance. A run and a
+        killed-and-resumed run of the same config give byte-identical ``results.json`` files."""
+        d = self.to_dict()
+        for k in ("wall_time_s", "provenance"):
+            d.pop(k)
+        d["metrics"] = {k: v for k, v in d["metrics"].items() if k not in self.TIMINGS}
+        d["per_task"] = [{k: v for k, v in t.items() if k not in self.TIMINGS} for t in d["per_task"]]
+        return d
+
+    def run_info(self) -> dict:
+        """What :meth:`record` leaves out: provenance (package version, git commit, command, UTC start
+        and end) and wall-clock times, total and per task."""
+        return {"schema_version": self.schema_version, "provenance": self.provenance,
+                "wall_time_s": self.wall_time_s, "train_time_s": self.metrics.get("train_time_s"),
+                "per_task": [{"task": t.get("task"), **{k: t[k] for k in self.TIMINGS if k in t}}
+                             for t in self.per_task]}
+
     @classmethod
-    def from_dict(cls, d: dict) -> "Results":
+    def from_dict(cls, d: dict, info: dict | None = None) -> "Results":
+        """From :meth:`to_dict`, or from :meth:`record` and :meth:`run_info` (the two files)."""
         known = {f.name for f in dataclasses.fields(cls)}
+        d = dict(d)
+        if info:
+            d["provenance"] = info.get("provenance", {})
+            d["wall_time_s"] = info.get("wall_time_s", 0.0)
+            if info.get("train_time_s") is not None:
+                d["metrics"] = {**d.get("metrics", {}), "train_time_s": info["train_time_s"]}
+            times = info.get("per_task") or []
+            d["per_task"] = [{**t, **{k: v for k, v in (times[i] if i < len(times) else {}).items() if k != "task"}}
+                             for i, t in enumerate(d.get("per_task", []))]
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def json_bytes(self) -> bytes:
-        """Strict JSON (undefined metrics are ``null``; a NaN/inf is an error, not a file)."""
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False).encode()
+        """``results.json``: :meth:`record` as strict JSON (undefined metrics are ``null``; a NaN/inf is
+        an error, not a file)."""
+        return json.dumps(self.record(), indent=1, allow_nan=False).encode()
+
+    def info_bytes(self) -> bytes:
+        """``run_info.json``: :meth:`run_info` as JSON."""
+        return json.dumps(self.run_info(), indent=1, allow_nan=False).encode()
 
     def save(self, path: str | Path) -> Path:
-        """Write JSON atomically."""
-        atomic_write_bytes(path, self.json_bytes())
-        return Path(path)
+        """Write ``path`` (results.json) and ``run_info.json`` beside it, atomically together."""
+        path = Path(path)
+        atomic_write_many({path: self.json_bytes(), path.parent / RUN_INFO: self.info_bytes()})
+        return path
 
     @classmethod
     def load(cls, path: str | Path) -> "Results":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """``results.json``, with the times and provenance of ``run_info.json`` beside it when present."""
+        path = Path(path)
+        info_path = path.parent / RUN_INFO
+        info = json.loads(info_path.read_text()) if info_path.is_file() else None
+        return cls.from_dict(json.loads(path.read_text()), info)
 
 
 def package_version() -> str:

@@ -43,7 +43,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, killed_and_resumed):
     assert resumed.metrics["acc"] == full.metrics["acc"]
     # a resume with different numbers in the config is refused, naming the key
     with pytest.raises(ValueError, match="lr"):
-        run_stream(RunConfig(**{**kw, "lr": 0.01}, out=str(tmp_path / "part")), resume=True)
+        run_stream(RunConfig(**{**kw, "lr": 0.01}, out=str(tmp_path / "run")), resume=True)
 
 
 def test_task_il_heads_with_si_on_split_mnist(tmp_path):
@@ -102,3 +102,48 @@ def test_validation_key_evaluates_on_held_out_training_samples(tmp_path):
         build_stream(RunConfig(**TINY, validation=300, out=str(tmp_path / "w")))
     with pytest.raises(ValueError, match="'validation'"):
         RunConfig(validation=0)
+
+
+def test_results_json_holds_numbers_and_run_info_the_times(tmp_path):
+    """results.json = Results.record() (no wall-clock time, no provenance): two runs of one config in one
+    folder write the same bytes; run_info.json holds what differs, and Results.load joins the two."""
+    cfg = RunConfig(**{**TINY, "n_tasks": 2, "train_subset": 80, "test_subset": 40}, out=str(tmp_path / "r"))
+    res = run_stream(cfg)
+    out = tmp_path / "r"
+    first, info1 = (out / "results.json").read_bytes(), json.loads((out / "run_info.json").read_text())
+    run_stream(cfg, overwrite=True)
+    assert (out / "results.json").read_bytes() == first
+    info2 = json.loads((out / "run_info.json").read_text())
+    assert info2["provenance"]["started_utc"] >= info1["provenance"]["started_utc"]
+    d = json.loads(first)
+    flat = json.dumps(d)
+    assert "provenance" not in d and "wall_time_s" not in d and "_time_s" not in flat
+    assert [t["task"] for t in info1["per_task"]] == res.task_names
+    loaded = Results.load(out / "results.json")
+    assert loaded.provenance == info2["provenance"] and loaded.wall_time_s == info2["wall_time_s"]
+    assert [t["train_time_s"] for t in loaded.per_task] == [t["train_time_s"] for t in info2["per_task"]]
+    assert loaded.metrics["train_time_s"] == pytest.approx(sum(t["train_time_s"] for t in loaded.per_task))
+    assert loaded.record() == d and loaded.matrix == res.matrix
+
+
+def test_random_init_row_is_the_untrained_networks_test_accuracy(tmp_path):
+    """b_j = accuracy of the network as built (before any training) on task j's test split, written out
+    here with the model's own forward pass and an argmax (not the runner's evaluate)."""
+    from metaspin_snn.continual import Learner
+    cfg = RunConfig(**{**TINY, "n_tasks": 3, "train_subset": 60, "test_subset": 50, "encoding": "direct"},
+                    out=str(tmp_path / "b"))
+    learner = Learner.from_config(cfg)
+    model = learner.model
+    model.eval()
+    hand = []
+    with torch.no_grad():
+        for task in learner.tasks:
+            right = n = 0
+            for x, y in learner.data.test_batches(task, 17):
+                right += int((model(x).logits.argmax(1) == y).sum())
+                n += len(y)
+            assert n == 50
+            hand.append(right / n)
+    _, res = learner.fit()
+    assert res.random_init == pytest.approx(hand, abs=0)
+    assert res.matrix[0] != res.random_init          # trained: the first row is not the random-init row
