@@ -22,6 +22,9 @@ def _write_temp(path: Path, data: bytes) -> str:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _umask_mode())  # mkstemp's 0600 would make results unreadable to the group
+    except OSError as e:  # a full disk, an I/O error: name the file that was being written
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

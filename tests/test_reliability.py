@@ -121,7 +121,7 @@ def test_disk_full_at_any_write_point_keeps_a_consistent_state(tmp_path, monkeyp
         run_stream(RunConfig(**TINY, out=str(out)))
     assert _no_temp(out)
     res, ck = out / "results.json", out / "checkpoint.pt"
-    assert res.exists() == ck.exists()
+    assert res.exists() == ck.exists() == (out / "run_info.json").exists()
     if res.exists():
         from metaspin_snn.networks import read_checkpoint
         assert len(json.loads(res.read_text())["matrix"]) == int(read_checkpoint(ck)["next_task"])
@@ -181,6 +181,33 @@ def test_export_verify_negative_writes_nothing(small_run, capsys):
     before = sorted(p.name for p in small_run.iterdir())
     assert main(["export", str(small_run), "--to", "lava", "--verify", "-3"]) == 2
     assert sorted(p.name for p in small_run.iterdir()) == before
+
+
+@pytest.mark.parametrize("target,name", [("lava", "checkpoint.lava.npz"), ("nir", "checkpoint.nir")])
+def test_export_on_a_full_disk_leaves_no_file(small_run, capsys, monkeypatch, target, name):
+    """ENOSPC while an export file is written: one line, exit 2, neither the file nor a temporary one."""
+    import metaspin_snn.files as F
+    monkeypatch.setattr(F.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    before = sorted(p.name for p in small_run.iterdir())
+    code = main(["export", str(small_run), "--to", target])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left" in err and name in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in small_run.iterdir()) == before and not (small_run / name).exists()
+
+
+def test_netx_write_on_a_full_disk_leaves_no_file(tmp_path, monkeypatch):
+    import metaspin_snn.files as F
+    from metaspin_snn.export.ir import LayerIR, NetworkIR
+    from metaspin_snn.export.netx import write_netx
+    rng = np.random.default_rng(0)
+    ir = NetworkIR((LayerIR(rng.normal(size=(6, 8)), None, 0.9, 1.0, name="l0"),
+                    LayerIR(rng.normal(size=(3, 6)), None, 0.9, 1.0, name="l1")), input_kind="spikes")
+    write_netx(ir, tmp_path / "ok.net")                              # the same network writes normally
+    monkeypatch.setattr(F.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space left.*full.net"):
+        write_netx(ir, tmp_path / "full.net")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.net"]
 
 
 def test_lava_timeout_is_one_line_and_leaves_no_worker(small_run, capsys):

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DatasetError, FileNotFoundError, ValueError, TypeError, PermissionError) as e:
+    except (DatasetError, OSError, ValueError, TypeError) as e:  # OSError: missing files, no permission, a full disk
         if os.environ.get("METASPIN_TRACEBACK"):
             raise
         print(f"metaspin {args.command}: error: {e}", file=sys.stderr)

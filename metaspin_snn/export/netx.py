@@ -17,8 +17,6 @@ Extra datasets (``weightMant``, ``weightExp``, ``biasMant``, ``scale``, attr ``r
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -55,41 +53,36 @@ def write_netx(network: NetworkIR | FixedPointNetwork, path: str | Path) -> Path
                               "netx's integer weight would lose bits")
         if np.any(layer.du != layer.du[0]) or np.any(layer.dv != layer.dv[0]):
             raise ExportError(f"{layer.name}: netx's LIF needs one du/dv per layer")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = "netx (written by metaspin_snn.export.netx)"
-            root = f.create_group("layer")
-            for k, layer in enumerate(network):
-                g = root.create_group(str(k))
-                g.create_dataset("type", data=np.bytes_("dense"))
-                g.create_dataset("shape", data=np.array([layer.out_features]))
-                shift = (lambda a: a.astype(np.int64) >> -layer.weight_exp)
-                g.create_dataset("weight", data=shift(layer.weight))
-                g.create_dataset("weightMant", data=layer.weight)
-                g.create_dataset("weightExp", data=np.int64(layer.weight_exp))
-                g.create_dataset("scale", data=np.float64(layer.scale))
-                if layer.bias is not None:
-                    g.create_dataset("bias", data=shift(layer.bias))
-                    g.create_dataset("biasMant", data=layer.bias)
-                g.attrs["reset"] = layer.reset
-                g.attrs["name"] = layer.name
-                n = g.create_group("neuron")
-                n.create_dataset("type", data=np.bytes_("CUBA"))
-                n.create_dataset("iDecay", data=np.int64(layer.du[0]) + 1)
-                n.create_dataset("vDecay", data=np.int64(layer.dv[0]))
-                n.create_dataset("vThMant", data=layer.vth.astype(np.int64)
-                                 if np.any(layer.vth != layer.vth[0]) else np.int64(layer.vth[0]))
-                n.create_dataset("refDelay", data=np.int64(1))
-                n.create_dataset("gradedSpike", data=np.int64(0))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    import io
+
+    from ..files import atomic_write_bytes
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["format"] = "netx (written by metaspin_snn.export.netx)"
+        root = f.create_group("layer")
+        for k, layer in enumerate(network):
+            g = root.create_group(str(k))
+            g.create_dataset("type", data=np.bytes_("dense"))
+            g.create_dataset("shape", data=np.array([layer.out_features]))
+            shift = (lambda a: a.astype(np.int64) >> -layer.weight_exp)
+            g.create_dataset("weight", data=shift(layer.weight))
+            g.create_dataset("weightMant", data=layer.weight)
+            g.create_dataset("weightExp", data=np.int64(layer.weight_exp))
+            g.create_dataset("scale", data=np.float64(layer.scale))
+            if layer.bias is not None:
+                g.create_dataset("bias", data=shift(layer.bias))
+                g.create_dataset("biasMant", data=layer.bias)
+            g.attrs["reset"] = layer.reset
+            g.attrs["name"] = layer.name
+            n = g.create_group("neuron")
+            n.create_dataset("type", data=np.bytes_("CUBA"))
+            n.create_dataset("iDecay", data=np.int64(layer.du[0]) + 1)
+            n.create_dataset("vDecay", data=np.int64(layer.dv[0]))
+            n.create_dataset("vThMant", data=layer.vth.astype(np.int64)
+                             if np.any(layer.vth != layer.vth[0]) else np.int64(layer.vth[0]))
+            n.create_dataset("refDelay", data=np.int64(1))
+            n.create_dataset("gradedSpike", data=np.int64(0))
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def _str(ds) -> str:

@@ -11,8 +11,6 @@ real-valued "graded" input) is kept in its metadata (``{"input_kind": ...}``; ab
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -125,21 +123,15 @@ def ir_from_nir(graph, dt: float | None = None) -> NetworkIR:
 
 
 def write_nir(ir: NetworkIR, path: str | Path, dt: float = DT) -> Path:
-    """Write ``to_nir(ir)`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``to_nir(ir)`` to ``path`` atomically (built in memory, then the library's atomic writer)."""
+    import io
+
     import nir
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    graph = to_nir(ir, dt)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from ..files import atomic_write_bytes
+    buf = io.BytesIO()
+    nir.write(buf, to_nir(ir, dt))
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def read_nir(path: str | Path) -> NetworkIR:
