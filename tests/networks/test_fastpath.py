@@ -27,6 +27,13 @@ def _assert_same(model, x, y, exact_mem=True):
     assert 0 < float(o1.spikes[0].detach().sum()) < o1.spikes[0].numel() * x.shape[0]  # non-trivial activity
     if exact_mem:
         assert torch.equal(o1.logits, o2.logits)
+    if model.record:  # the recorded membrane traces [T, B, n] of every stage, fast path vs snn.Leaky steps
+        assert o1.membrane is not None and o2.membrane is not None and len(o1.membrane) == len(o2.membrane) > 0
+        for a, b in zip(o1.membrane, o2.membrane):
+            assert a.shape == b.shape == (x.shape[0], x.shape[1], a.shape[-1])
+            torch.testing.assert_close(a, b, rtol=0, atol=0) if exact_mem else \
+                torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+            assert a.abs().max() > 0
     assert g1.keys() == g2.keys() and len(g1) > 0
     for k in g1:
         scale = g2[k].abs().max().clamp_min(1e-12)
@@ -52,6 +59,7 @@ def test_mlp_event_driven_fast_equals_snntorch_float64(reset):
     model = SpikingMLP([200, 160, 10], reset=reset, beta=0.9, threshold=0.5, sparse=True).double()
     x = (torch.rand(20, 16, 200) < 0.1).double()
     y = torch.randint(0, 10, (16,))
+    model.record = True
     _assert_same(model, x, y, exact_mem=False)
 
 
