@@ -32,3 +32,10 @@ def test_quick_headline_is_reached_in_the_runs():
         bwt = {k: _acc_bwt(r["results"], s)[1] for k, r in rows.items()}
         assert max(acc, key=acc.get) == "best" and max(bwt, key=bwt.get) == "best", s
     assert q["reached"] and max(q["wall_s"]) <= q["target"]["wall_s_max"]
+
+
+@pytest.mark.parametrize("key", ["best", "si", "metaplastic", "finetune"])
+def test_pmnist10_table_numbers_are_those_of_the_runs(key):
+    row = json.loads((ROOT / "targets.json").read_text())["pmnist10_domain"][key]
+    assert [_acc_bwt(row["results"], s) for s in row["seeds"]] == list(zip(row["values"], row["bwt"]))
+    assert row["mean"] == round(statistics.mean(row["values"]), 1)
