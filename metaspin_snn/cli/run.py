@@ -53,8 +53,8 @@ _QUICK: dict[str, Any] = dict(hidden=[256, 256], num_steps=4, epochs=2, batch_si
                               test_subset=2000)
 _QUICK_TASKS = {"pmnist": 3, "rotated": 3, "stream": 5}
 # m of the metaplastic learner when --m is not given. m acts through m·|W_h|, and |W_h| grows with
-# the training per task: with --quick (400 steps per task) |W_h| reaches ≈ 1–4 and m = 5 halves
-# forgetting; with the full defaults (1,800 steps per task) |W_h| reaches ≈ 20–30, m = 5 freezes the
+# the training per task: with --quick (400 steps per task) |W_h| reaches ≈ 1–4 and m = 10 with Adam's
+# ε = 2·10⁻⁵ was the best of the screened settings (results/README.md §11); with the full defaults (1,800 steps per task) |W_h| reaches ≈ 20–30, m = 5 freezes the
 # network after 3 tasks and m = 3 is used (results/README.md). Biases are off by default: plain-Adam
 # biases are unprotected and overwrite old tasks once the binary weights consolidate.
 _DEFAULT_M = {"quick": 10.0, "full": 3.0}
@@ -63,7 +63,7 @@ _DEFAULT_M = {"quick": 10.0, "full": 3.0}
 # MESU with two antithetic Monte-Carlo samples and a non-negative curvature term (MESUParams). MESU's
 # gain ¼ brings the authors' initialisation (RMS 4/√(3·fan_in)) to PyTorch's scale for the spike-count
 # readout; a step moves gain·μ by lr·gain²·σ²·ḡ, so lr_μ = 48, lr_σ = 16 at gain ¼ are lr_μ = 3,
-# lr_σ = 1 in the authors' units (their lr_σ).
+# lr_σ = 1 at the authors' gain 1.
 _DEFAULT_META: dict[str, dict[str, Any]] = {"quick": {"eps": 2e-5}, "full": {}}
 _SI_C = 3.0
 _MESU_GAIN = 0.25
@@ -223,6 +223,7 @@ def _build_configs(args: argparse.Namespace) -> list[RunConfig]:
         syn = o.get("synapse", "metaplastic" if m is not None else "real")
         sp = dict(user_sp)
         if syn == "metaplastic":
+            sp = {**_DEFAULT_META["quick" if args.quick else "full"], **sp}
             sp["m"] = m if m is not None else sp.get("m", default_m)
         elif m is not None:
             sp["m"] = m  # rejected by validation, naming the key, if the model has no m
@@ -268,12 +269,14 @@ def summary_table(results: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def _cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _n_jobs(jobs: int | None, n_runs: int) -> int:
     """Processes for ``n_runs`` learners: ``--jobs`` as given, else one per CPU core (at most ``n_runs``)."""
-    if jobs is not None:
-        return max(1, min(jobs, n_runs))
-    return max(1, min(n_runs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else (os.cpu_count() or 1)))
+    return max(1, min(n_runs, jobs if jobs is not None else _cores()))
 
 
 def _run_one(cfg: RunConfig, resume: bool, overwrite: bool, prefix: str = "  ", threads: int | None = None):
@@ -296,8 +299,7 @@ def _run_parallel(configs: list[RunConfig], args: argparse.Namespace, jobs: int)
     sequential run, up to the float rounding of the thread count."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // jobs)
+    threads = max(1, _cores() // jobs)
     print(f"training {len(configs)} learners, {jobs} at a time ({threads} thread(s) each)", flush=True)
     # fork reuses this process's imports; it is safe for torch only with one thread per worker (the
     # forked OpenMP pool is never used), so more threads per worker start clean (spawned) workers

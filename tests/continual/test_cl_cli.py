@@ -13,13 +13,20 @@ def _args(*argv):
     return p.parse_args(list(argv))
 
 
-def test_quick_pmnist_compares_finetuning_and_metaplastic(tmp_path):
+def test_quick_pmnist_compares_finetuning_si_metaplastic_and_mesu(tmp_path):
     cfgs = build_configs(_args("pmnist", "--quick", "--out", str(tmp_path)))
-    assert [c.synapse for c in cfgs] == ["real", "metaplastic", "metaplastic"]
-    assert [c.synapse_params.get("m") for c in cfgs] == [None, 0.0, 5.0]
+    assert [c.name for c in cfgs] == ["finetune-real", "si-real", "metaplastic-m10.0", "mesu"]
+    assert [c.synapse for c in cfgs] == ["real", "real", "metaplastic", "mesu"]
+    assert [c.plugin for c in cfgs] == ["naive", "si", "naive", "naive"] and cfgs[1].plugin_params == {"c": 3.0}
+    assert cfgs[2].synapse_params == {"m": 10.0, "eps": 2e-5}
+    mesu = cfgs[3]
+    assert mesu.synapse_params == {"antithetic": True, "shrink_only": True, "lr_mu": 48.0, "lr_sigma": 16.0}
+    assert (mesu.gain, mesu.train_samples, mesu.eval_samples) == (0.25, 2, 0)
+    # one network for every learner: same sizes, steps, data, epochs, readout
     assert all(c.n_tasks == 3 and c.train_subset == 10000 and c.epochs == 2 and c.encoding == "direct"
-               and not c.bias for c in cfgs)
-    assert len({c.out for c in cfgs}) == 3
+               and not c.bias and c.output == "count" and c.hidden == (256, 256) and c.num_steps == 4
+               for c in cfgs)
+    assert len({c.out for c in cfgs}) == 4
 
 
 def test_single_learner_and_overrides(tmp_path):
@@ -59,16 +66,16 @@ def test_set_overrides_any_key(tmp_path):
     (c,) = build_configs(_args("pmnist", "--quick", "--synapse", "metaplastic", "--set", "norm=\"batch\"", "--set",
                                "hidden=[64, 32]", "--set", "synapse_params.lr=0.02", "--set", "scenario=task",
                                "--set", "task_il=norm", "--out", str(tmp_path)))
-    assert c.norm == "batch" and c.hidden == (64, 32) and c.synapse_params == {"lr": 0.02, "m": 5.0}
+    assert c.norm == "batch" and c.hidden == (64, 32) and c.synapse_params == {"lr": 0.02, "m": 10.0, "eps": 2e-5}
     assert c.scenario == "task" and c.task_il == "norm"
     cfgs = build_configs(_args("pmnist", "--quick", "--set", "synapse_params.lr=0.02", "--out", str(tmp_path)))
-    assert [c.synapse_params for c in cfgs] == [{}, {"lr": 0.02, "m": 0.0}, {"lr": 0.02, "m": 5.0}]
+    assert [c.synapse_params for c in cfgs][:3] == [{}, {}, {"eps": 2e-5, "lr": 0.02, "m": 10.0}]  # the metaplastic one
     assert run_cli(_args("pmnist", "--set", "hiddn=[3]")) == 2
 
 
 def test_full_defaults(tmp_path):
     cfgs = build_configs(_args("pmnist", "--out", str(tmp_path)))
-    assert [c.synapse_params.get("m") for c in cfgs] == [None, 0.0, 3.0]
+    assert [c.synapse_params.get("m") for c in cfgs] == [None, None, 3.0, None]
     assert all(c.hidden == (512, 512) and c.num_steps == 8 and c.epochs == 3 and c.train_subset is None
                and c.n_tasks == 5 for c in cfgs)
 
