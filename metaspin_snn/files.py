@@ -35,14 +35,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path`` (fsync'd), then ``os.replace``: readers see
     the old file or the new one, never a partial one; the temporary file is removed on any error
     (a full disk, a permission error, an interrupt). The file gets the umask's usual mode."""
-    path = Path(path)
-    tmp = _write_temp(path, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    atomic_write_many({path: data})
+    return Path(path)
 
 
 def atomic_write_many(files: dict[str | Path, bytes]) -> None:

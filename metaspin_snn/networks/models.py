@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..synapses.base import all_finite
 from .layers import SynapseFactory, SynapticConv2d, SynapticLinear
 from .lif import RESETS, leaky_scan, make_leaky
 
@@ -247,6 +248,13 @@ class _SpikingNet(nn.Module):
         ws = [st.layers[head if i == n_st - 1 else 0].raw_weight() for i, st in enumerate(self.stages)]
         return max((int(w.shape[0]) for w in ws if w.dim() == 3), default=0)
 
+    def _check_stackable(self) -> None:
+        """Stacked samples need S separate networks: no normalisation (its statistics would mix them),
+        linear stages only."""
+        if self.norm is not None or any(st.kind != "linear" for st in self.stages):
+            raise ValueError(f"{type(self).__name__}: stacked synapse samples need a linear network "
+                             "without normalisation")
+
     def _forward_layerwise(self, x, head, nset, T, B, state, sparse, scan: bool) -> NetOutput:
         S = self._stacked_samples(head)
         if S:
@@ -284,9 +292,7 @@ class _SpikingNet(nn.Module):
         ``[S, T·B, n]`` by one batched product, the LIF scan over a batch of S·B sequences (sample-major:
         row s·B + b is sample s of input b). Logits ``[S, B, C]``; ``spikes``/``membrane``/``state`` carry
         the S·B rows. Each sample's network is the one an unstacked pass with that weight computes."""
-        if self.norm is not None or any(st.kind != "linear" for st in self.stages):
-            raise ValueError(f"{type(self).__name__}: stacked synapse samples need a linear network "
-                             "without normalisation")
+        self._check_stackable()
         if any(m is not None for m in state):
             raise ValueError(f"{type(self).__name__}: stacked synapse samples start from a zero state")
         n_st = len(self.stages)
@@ -315,11 +321,8 @@ class _SpikingNet(nn.Module):
         and logits ``[S, B, C]``, one network per sample."""
         act = _activation(self.neuron)
         n_st = len(self.stages)
-        stacked = any(st.layers[head if i == n_st - 1 else 0].raw_weight().dim() == 3  # [S, out, in] samples
-                      for i, st in enumerate(self.stages))
-        if stacked and (self.norm is not None or any(st.kind != "linear" for st in self.stages)):
-            raise ValueError(f"{type(self).__name__}: stacked synapse samples need a linear network "
-                             "without normalisation")
+        if self._stacked_samples(head):
+            self._check_stackable()
         h = x.reshape(T * B, *x.shape[2:])
         counts = []
         for i, st in enumerate(self.stages):
@@ -372,7 +375,7 @@ class _SpikingNet(nn.Module):
                             "use x.float()")
         if x.dim() < 2 or x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"{name}: expected input {expected}, got shape {list(x.shape)}")
-        if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():  # one cheap pass when finite
+        if not all_finite(x):
             raise ValueError(f"{name}: input contains NaN or inf")
         dt = self._param_dtype()
         return x.to(dt) if x.dtype != dt else x

@@ -34,6 +34,12 @@ from torch import nn
 Backend = Literal["auto", "numba", "torch"]
 
 
+def all_finite(t: torch.Tensor) -> bool:
+    """No NaN or ±inf in ``t``: one reduction when it is finite (a NaN/inf makes the sum non-finite),
+    the elementwise test only when the sum is not (a finite tensor whose sum overflows)."""
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
 def check_range(obj: Any, name: str, lo: float | None = None, hi: float | None = None,
                 lo_open: bool = False, hi_open: bool = False, allow_inf: bool = False) -> None:
     """Raise ``ValueError`` naming ``type(obj).name`` when its field ``name`` is out of range. ±inf is
@@ -208,7 +214,7 @@ class SynapseModel(nn.Module):
             raise ValueError(f"{type(self).__name__}.{who}: grad shape {tuple(grad.shape)} "
                              f"!= synapse shape {self.shape}")
         grad = grad.detach()
-        if not torch.isfinite(grad.sum()) and not torch.isfinite(grad).all():  # one cheap pass when finite
+        if not all_finite(grad):
             raise ValueError(f"{type(self).__name__}.{who}: gradient contains NaN or inf; state left untouched")
         return grad
 

@@ -6,7 +6,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .base import SynapseModel, synapse_models
+from .base import SynapseModel, all_finite, synapse_models
 
 
 class SynapticOptimizer(torch.optim.Optimizer):
@@ -56,13 +56,13 @@ class SynapticOptimizer(torch.optim.Optimizer):
         (nothing is updated)."""
         for i, s in enumerate(self.synapses):
             g = s.weight.grad if s.n_accumulated == 0 else s.accumulated_grad()
-            if g is not None and not bool(torch.isfinite(g).all()):
+            if g is not None and not all_finite(g):
                 raise ValueError(f"SynapticOptimizer.step: synapse model {i} ({type(s).__name__}) has a NaN or inf "
                                  "gradient; no state was changed")
         if self.inner is not None:
             for group in self.inner.param_groups:
                 for p in group["params"]:
-                    if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                    if p.grad is not None and not all_finite(p.grad):
                         raise ValueError(f"SynapticOptimizer.step: parameter of shape {tuple(p.shape)} has a NaN or "
                                          "inf gradient; no state was changed")
 
