@@ -1,14 +1,15 @@
 """The ``metaspin`` command: one module per subcommand (``info``, ``data``, ``train``, ``run``,
-``export``), each thin — parse, call the library, print."""
+``export``, ``theory``, ``devices``, ``retention``), each thin — parse, call the library, print."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 
-from . import data, export, info, run, theory, train
+from . import data, devices, export, info, retention, run, theory, train
 
-COMMANDS = {"info": info, "data": data, "train": train, "run": run, "export": export, "theory": theory}
+COMMANDS = {"info": info, "data": data, "train": train, "run": run, "export": export, "theory": theory,
+            "devices": devices, "retention": retention}
 
 
 def build_parser() -> argparse.ArgumentParser:

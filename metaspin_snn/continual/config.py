@@ -87,6 +87,7 @@ class RunConfig:
     online_params: dict = field(default_factory=dict)  # OnlineConfig fields; "pmp_hidden.<f>"/"pmp_out.<f>" for the rule
     # training
     epochs: int = 1
+    idle_s: float = 0.0                # simulated idle time of the devices before each task after the first, s
     batch_size: int = 100
     eval_batch_size: int = 1000
     lr: float = 1e-3                   # torch optimiser on ordinary parameters (synapse models use their own lr)
@@ -217,6 +218,10 @@ def _coerce(key: str, v: Any, tp: Any) -> Any:
         for k, x in v.items():
             if not isinstance(k, str):
                 raise ValueError(f"config key {key!r}: keys must be strings, got {k!r}")
+            if isinstance(x, dict):  # a sub-table, e.g. [synapse_params.nonideal]: flattened to dotted keys
+                for k2, x2 in _coerce(f"{key}.{k}", x, dict).items():
+                    out[f"{k}.{k2}"] = x2
+                continue
             if isinstance(x, (list, tuple)):
                 if not all(isinstance(e, (int, float, str)) for e in x):
                     raise ValueError(f"config key '{key}.{k}': lists may only hold numbers or strings, got {x!r}")
@@ -288,6 +293,8 @@ def _check_values(c: RunConfig) -> None:
         _positive(c, key, allow_none=True)
     if c.seed < 0:
         raise ValueError(f"config key 'seed': must be >= 0, got {c.seed}")
+    if c.idle_s < 0:
+        raise ValueError(f"config key 'idle_s': must be >= 0 seconds, got {c.idle_s}")
     if not c.hidden or any(h <= 0 for h in c.hidden):
         raise ValueError(f"config key 'hidden': must be a non-empty list of positive layer sizes, got {list(c.hidden)}")
     if not c.channels or any(ch <= 0 for ch in c.channels):

@@ -48,7 +48,7 @@ from .plugins import Context, Plugin, SynapseBoundary, make_plugins
 from .report import write_reports
 from .runner import (_ENC, _EVAL, _INIT, _TASK, _TRAIN, RESULTS, RUN_INFO, Results, _gen, build_model, build_optimizer,
                      build_stream, carry_norm_set, check_synapse_params, cosine_factor, default_out, derived_seed,
-                     device_counters, git_commit, hidden_histograms, loss_fn, package_version, resolve_device,
+                     advance_idle, device_counters, device_energy, git_commit, hidden_histograms, loss_fn, package_version, resolve_device,
                      resolve_protocol, set_synapse_lr, versions)
 from .scenarios import Scenario
 from .streams import Task, encode_batch, iter_batches
@@ -344,7 +344,9 @@ class Learner:
                 carry_norm_set(self.model, i)
             if c.reset_optimizer and i > 0:
                 self.optimizer = ctx.optimizer = build_optimizer(c, self.model)
-            dev0 = device_counters(self.model)
+            if i > 0 and c.idle_s > 0:  # the devices sit idle between tasks (thermal flips, ion relaxation)
+                advance_idle(self.model, c.idle_s)
+            dev0, en0 = device_counters(self.model), device_energy(self.model)
             t0 = time.perf_counter()
             ctx.task, ctx.task_index, ctx.task_arg = task, i, self.scenario.task_arg(task)
             ctx.batches, ctx.loss_fn, ctx.row = self.data.fisher_batches(task), loss_fn, None
@@ -354,9 +356,13 @@ class Learner:
             ctx.loss = loss
             self.call("after_task")
             t_train = time.perf_counter() - t0
-            dev1 = device_counters(self.model)
+            dev1, en1 = device_counters(self.model), device_energy(self.model)
             t0 = time.perf_counter()
-            evals = [self.evaluate_task(t) for t in tasks]
+            evals, e_inf = [], None
+            for j, t in enumerate(tasks):
+                evals.append(self.evaluate_task(t))
+                if j == i and en1 is not None:  # read energy of one inference on this task
+                    e_inf = (device_energy(self.model)["read"] - en1["read"]) / max(evals[-1].n, 1)
             t_eval = time.perf_counter() - t0
             res.matrix.append([float(e.accuracy) for e in evals])
             res.per_task.append({
@@ -366,6 +372,11 @@ class Learner:
                 "spikes_per_sample_per_layer": [float(v) for v in evals[i].spikes_per_sample],
                 "device": {k: dev1[k] - dev0.get(k, 0.0) for k in dev1},
             })
+            if en1 is not None:  # training energy of this task [J], and per inference on it
+                res.per_task[-1]["energy_J"] = {k: en1[k] - en0.get(k, 0.0) for k in en1}
+                res.per_task[-1]["inference_energy_J"] = {"read": e_inf}
+                res.per_task[-1]["energy_per_sample_J"] = (sum(en1.values()) - sum(en0.values())) / max(
+                    task.size("train") * c.epochs, 1)
             res.hidden_hists.append(hidden_histograms(self.model, c.hist_bins))
             if c.reference == "first_task":
                 res.reference = [res.matrix[0][0]] * len(tasks)

@@ -143,6 +143,14 @@ def markdown(res: "Results") -> str:
         dev = ", ".join(f"{k}={v:.4g}" for k, v in t.get("device", {}).items()) or "—"
         lines.append(f"| {i} | {names[i]} | {t['train_time_s']:.1f} | {t['eval_time_s']:.1f} | "
                      f"{t['train_loss']:.4f} | {t['spikes_per_sample']:.1f} | {dev} |")
+    if any("energy_J" in t for t in res.per_task):  # device models with an energy model
+        lines += ["", "| task | write J | read J | gate J | J per training sample | read J per inference |",
+                  "|---|---|---|---|---|---|"]
+        for i, t in enumerate(res.per_task):
+            e = t.get("energy_J") or {}
+            inf = (t.get("inference_energy_J") or {}).get("read")
+            lines.append(f"| {i} | {e.get('write', 0.0):.4g} | {e.get('read', 0.0):.4g} | {e.get('gate', 0.0):.4g} | "
+                         f"{t.get('energy_per_sample_J', 0.0):.4g} | {'—' if inf is None else f'{inf:.4g}'} |")
     return "\n".join(lines) + "\n"
 
 

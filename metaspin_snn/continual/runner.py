@@ -319,6 +319,31 @@ def device_counters(model: nn.Module) -> dict[str, float]:
     return out
 
 
+def device_energy(model: nn.Module) -> dict[str, float] | None:
+    """Σ over synapse models of ``energy_j()`` (``{"write", "read", "gate"}`` in joules), None when no
+    synapse model of ``model`` has an energy model."""
+    out: dict[str, float] | None = None
+    for s in (m for m in model.modules() if isinstance(m, SynapseModel)):
+        fn = getattr(s, "energy_j", None)
+        if callable(fn):
+            out = out or {}
+            for k, v in fn().items():
+                out[k] = out.get(k, 0.0) + float(v)
+    return out
+
+
+def advance_idle(model: nn.Module, seconds: float) -> int:
+    """Let ``seconds`` of idle time pass on every synapse model that simulates time (``advance``);
+    returns how many did."""
+    n = 0
+    for s in (m for m in model.modules() if isinstance(m, SynapseModel)):
+        fn = getattr(s, "advance", None)
+        if callable(fn):
+            fn(float(seconds))
+            n += 1
+    return n
+
+
 def hidden_histograms(model: nn.Module, bins: int) -> dict[str, dict]:
     """Histogram of ``hidden()`` for every synapse model, keyed by module path."""
     if callable(getattr(model, "hidden_histograms", None)):  # learner "online": its metaplastic m

@@ -82,6 +82,15 @@ class _SynapticBase(nn.Module):
             return w
         return w * g.to(w.dtype)
 
+    def _count_reads(self, x: torch.Tensor) -> None:
+        """Device models that charge read energy and read time (``COUNTS_READS``) see each product's
+        input; in evaluation the next product reads again (fresh read noise per forward call)."""
+        syn = self.synapse
+        if syn is not None and getattr(syn, "COUNTS_READS", False):
+            syn.count_reads(x)
+            if not syn.training:
+                syn._stale = True
+
     def _backward_read(self):
         """The synapse model's backward-pass weight read (``SynapseModel.backward_read``), or None."""
         return None if self.synapse is None else self.synapse.backward_read(self.gain)
@@ -120,6 +129,7 @@ class SynapticLinear(_SynapticBase):
         w = self.scaled_weight()
         if x.dtype != w.dtype and x.is_floating_point():  # e.g. float64 inputs: the layer's dtype, as SpikingMLP
             x = x.to(w.dtype)
+        self._count_reads(x)
         if w.dim() == 3:  # S stacked synapse samples (SynapseModel.set_mc_samples): x [S, N, in] or [N, in]
             y = torch.matmul(x, w.transpose(1, 2))
             return y if self.bias is None else y + self.bias
@@ -161,6 +171,7 @@ class SynapticConv2d(_SynapticBase):
         w = self.scaled_weight()
         if x.dtype != w.dtype and x.is_floating_point():
             x = x.to(w.dtype)
+        self._count_reads(x)
         read = self._backward_read()
         if read is not None:  # device read noise in the backward pass only (input gradient)
             from ..synapses.magnetoionic import backward_read_conv2d

@@ -1,81 +1,67 @@
 """Metaplastic magnetic tunnel junction (the METASPIN concept): a binary MTJ whose switching barrier
-is set by a magneto-ionic hidden variable.
+is set by a magneto-ionic gate, in physical units (V, s, K, Ω, J).
 
-State per synapse: magnetisation ``s ∈ {−1, +1}`` (+1 = parallel, low resistance R_P; −1 =
-antiparallel, R_AP = R_P·(1 + TMR)) and ionic state ``x ∈ [0, 1]``.
+State per synapse: free-layer magnetisation ``s ∈ {−1, +1}`` (+1 = parallel, low resistance R_P;
+−1 = antiparallel, R_AP = R_P·(1 + TMR(V))) and ionic state ``x ∈ [0, 1]`` (the fraction of the
+gate's ion budget moved to the free-layer interface); a simulated clock ``time_s``.
 
-* **Read.** Conductance ``G_s`` (``G_P = 1/R_P``, ``G_AP = 1/R_AP``) read with relative noise,
-  ``Ĝ = G_s·(1 + σ_r·ε)``, ε ~ N(0, 1), and compared with a mid-point reference:
-  ``w = scale·(Ĝ − G_mid)/G_half``, ``G_mid = (G_P + G_AP)/2``, ``G_half = (G_P − G_AP)/2``.
-  Noise-free this is exactly ``w = scale·s``; the noise on w is ``σ_r·G_s/G_half`` (larger in the P
-  state: 1/h vs (1/(1+TMR))/h with h = (1 − 1/(1+TMR))/2). Training reads are noisy, eval reads only
-  with ``eval_noise=True``.
-* **Barrier.** ``Δ(x) = d_i·(Δ_min + (Δ_max − Δ_min)·x)`` [k_BT], ``d_i`` a per-device factor
-  (device-to-device spread, fixed at init).
-* **Write.** For ``g = ∂L/∂w ≠ 0`` the target is ``t = −sign(g)``. If ``s ≠ t`` a pulse of amplitude
-  ``V = min(volt_per_grad·|g|, V_max)`` is applied (skipped when ``V < V_min``) and ``s`` flips with
-  the Néel–Brown / thermal-activation probability ``P_sw = 1 − exp(−t_p/τ)``,
-  ``τ = τ₀·exp[Δ(x)·(1 − V/V_c,i)^b]`` for ``V < V_c,i`` and ``P_sw = 1 − exp(−t_p/τ₀)`` for
-  ``V ≥ V_c,i`` (``V_c,i`` per device). Energy per pulse ``E = V²/R·t_p`` with R the resistance of the
-  state before the pulse. The flip is decided without a transcendental call: with a standard-Gumbel
-  draw ``G = −ln(−ln u)`` (u ~ U[0, 1) in float64 from the model's seeded ``torch.Generator``),
-  ``flip ⇔ Δ(x)·r^b < ln(t_p/τ₀) + G``, r = max(1 − V/V_c,i, 0), which happens with probability
-  exactly ``1 − exp(−(t_p/τ₀)·e^{−Δ·r^b}) = P_sw``. The same G goes to the Numba kernel and to the
-  torch reference, so both backends take identical decisions (tested bit-for-bit).
-* **Consolidation.** If ``s == t`` (the gradient agrees with the state) ions migrate and
-  ``x ← x + min(κ·|g|, 1)·(1 − x)`` (saturating at 1; the rate is capped at 1 so x never passes 1).
-  The ionic gating energy is not modelled (only counted as events).
-* **Retention.** Every update, ``x ← x − (x − x_rest)/τ_ret`` (τ_ret in update steps; ``inf`` = none).
+* **Barrier (x → Δ).** The ions set the interfacial anisotropy (Bauer et al., Nat. Mater. 14, 174
+  (2015)), taken linear in x: ``Δ(x) = d_i·(Δ_min + (Δ_max − Δ_min)·x)·(300 K/T)`` [k_BT], ``d_i``
+  the device's spread factor. Asymmetry (stray field h = H_s/H_k): ``Δ_P = Δ·(1 + h)²``,
+  ``Δ_AP = Δ·(1 − h)²``. A flip of the free layer does not move ions, so x is kept when s flips;
+  ``on_flip = "reset"`` models a controller that reads the device after the pulse and gates x back
+  to ``x_rest`` on a flip (one reverse gating event, energy counted).
+* **Write (Néel–Brown).** For ``g = ∂L/∂w ≠ 0`` the target is ``t = −sign(g)``; where ``s ≠ t`` a
+  voltage pulse of amplitude ``V = min(volt_per_grad·|g|, V_max)`` and width t_p (skipped below V_min)
+  switches s with ``P_sw = 1 − exp(−t_p/τ)``, ``τ = τ₀·exp[Δ_s·(1 − V/V_c,dir)^b]`` (Brown, Phys. Rev.
+  130, 1677 (1963); b = 1: Koch, Katine & Sun, PRL 92, 088302 (2004); b = 2: Sharrock, J. Appl.
+  Phys. 76, 6413 (1994)); write error rate 1 − P_sw. ``V_c,dir = V_c,i·√a`` for P→AP and ``V_c,i/√a``
+  for AP→P (a = ``vc_asym``), times ``1 + σ_c2c·z`` per pulse. ``write_scheme = "verify"``: up to
+  ``verify_max`` pulses, each followed by a read, until the device has switched (K pulses have the
+  hazard K·t_p/τ). The decision uses a standard-Gumbel draw G: switched within k pulses ⇔
+  ``Δ_s·r^b < ln(k·t_p/τ₀) + G``, r = max(1 − V/V_c,dir, 0), which has probability
+  ``1 − exp(−k·(t_p/τ₀)·e^{−Δ_s r^b})`` exactly, with no transcendental call in the kernel.
+* **Thermal flips** (``retention``): a synapse that receives no pulse in a step of duration dt flips
+  with ``1 − exp(−dt/τ_th)``, ``τ_th = τ₀·e^{Δ_s}`` (same Gumbel trick, with ln(dt/τ₀)); the thermal
+  hazard of a pulsed synapse during the rest of its step is neglected. Idle time (:meth:`advance`)
+  uses the exact two-state telegraph solution (:func:`~metaspin_snn.synapses.devices.telegraph_change`)
+  on a grid of intervals over which x relaxes.
+* **Gate (magneto-ionic consolidation).** Where the gradient agrees with the state (``s == t``) the
+  controller applies a gate pulse of voltage V_g and width ``t_g = κ·|g|/k_nom`` (clipped to
+  [t_g,min, t_g,max]; none below t_g,min), with ``k(V_g, T) = k_ref·exp[(V_g − V_ref)/V_0]·
+  exp[−(E_a/k_B)(1/T − 1/T_ref)]`` the ion-migration rate (k_nom: its value at V_g, 300 K, no spread).
+  First-order saturating kinetics: ``x ← x + (1 − x)·(1 − exp(−k·ρ_i·ε·t_g))``, ρ_i the device's
+  rate factor (log-normal d2d), ε a log-normal cycle-to-cycle factor. At 300 K without spread this
+  is ``x ← x + (1 − x)(1 − e^{−κ|g|})`` (≈ κ|g|(1 − x) for small steps). Finite levels: x is
+  stochastically rounded to ``levels`` values after every step. Relaxation (``retention``): over
+  time dt, ``x ← x_rest + (x − x_rest)·exp(−dt/τ_relax(T))``, τ_relax Arrhenius with the same E_a.
+* **Read.** Conductance ``G_s`` at read bias V_read (TMR(V) = TMR₀/(1 + (V/V_h)²)) with relative
+  noise ``Ĝ = G_s(1 + σ_r ε)`` against a mid-point reference: ``w = scale·(Ĝ − G_mid)/G_half``; noise
+  free this is ``scale·s``. ``read_noise`` on: every read is noisy (training; evaluation too with
+  ``eval_noise``).
+* **Time.** Every update advances ``time_s`` by its schedule: the read cycles of the forward passes
+  since the last update (``count_reads``) × t_read, plus one write slot (t_p, or
+  verify_max·(t_p + t_read)) for every bit line (weight row) with a pulse, plus, for every row with
+  gating, its longest gate pulse (rows are written one after another, a row's devices in parallel).
+  ``step_time_s > 0`` replaces the schedule by a fixed clock.
+* **Energy [J].** Write: every attempted pulse ``V²/R_s(V)·t_p + E_driver`` (+ a verify read per
+  pulse); read: ``V_read²·G_s·t_read`` per synapse read (an input row driven with amplitude |u|
+  costs u² times that) + ``E_sense`` per column per read cycle; gate: ``C_g·V_g²`` per gating event.
 
-Equation sources: Néel–Brown thermal activation (W. F. Brown, Phys. Rev. 130, 1677 (1963));
-spin-torque thermal-activation form with exponent b = 1, τ = τ₀·exp[Δ(1 − I/I_c0)] (Koch, Katine,
-Sun, Phys. Rev. Lett. 92, 088302 (2004)), b = 2 for the field-like Sharrock form (Sharrock,
-J. Appl. Phys. 76, 6413 (1994)); ohmic MTJ so V/V_c = I/I_c. Magneto-ionic control of interfacial
-anisotropy (hence of Δ) by gate-driven oxygen migration: Bauer et al., Nat. Mater. 14, 174 (2015).
+Non-idealities (:class:`~metaspin_snn.synapses.devices.NonIdeal`, each its own seeded generator):
+d2d (Δ, V_c and ion-rate spread), c2c (V_c per pulse, ion rate per gating event), read_noise,
+retention (thermal flips, relaxation), finite_levels, asymmetry (vc_asym, delta_asym). With all off
+the model is the ideal rule: nominal Δ(x), symmetric V_c, exact reads, no thermal flips, no
+relaxation, continuous x.
 
-Defaults (units; source or *assumption*):
-
-=================  =========  ===============================================================
-τ₀                 1 ns       attempt time, standard Néel–Brown value (Brown 1963)
-t_p                10 ns      STT-MRAM write pulses are 1–10 ns
-Δ_min, Δ_max       30, 80 kT  *assumption*: 40–60 kT gives ~10-year retention in storage MRAM;
-                              here the unconsolidated state is deliberately less stable (30 kT,
-                              τ₀e³⁰ ≈ 3 h) and the consolidated state more (80 kT)
-V_c                0.5 V      *assumption*, typical STT critical voltage 0.3–0.7 V
-V_max              0.46 V     *assumption*: 0.92·V_c, below V_c for every device (spread ±3σ)
-V_min              0.25 V     *assumption*: P_sw < 1e-5 below it with defaults, so no pulse
-R_P, TMR           2 kΩ, 1.5  *assumption*: CoFeB/MgO junctions, RA·area of a few kΩ, TMR 100–200 %
-σ_r                0.02       *assumption*: relative conductance read noise
-σ_Δ, σ_Vc          0.05, 0.02 *assumption*: device-to-device spread, factors clipped to ±3σ
-b                  1          Koch et al. 2004
-=================  =========  ===============================================================
-
-Why these learn: with b = 1, at the largest pulse (V = 0.92·V_c) an unconsolidated device
-(Δ = 30) switches with P ≈ 0.60 and a fully consolidated one (Δ = 80) with P ≈ 0.016: plastic
-synapses follow the gradient sign like stochastic sign-SGD, consolidated ones are ~36× stiffer — the
-ratio 1/f_meta = cosh²(m·|W_h|) of Laborieux et al. 2021 at m·|W_h| ≈ 2.5. ``volt_per_grad`` = 10 V
-maps the per-weight gradients of the small logistic-regression check in tests/synapses/test_mtj.py
-(mean |g| ≈ 0.014, large ones ≈ 0.05) onto the steep part of P_sw(V), which rises from ~1e-3 at
-0.7·V_c to P_max at 0.92·V_c; it is the analogue of a learning rate: scale it ∝ 1/(typical |g|) of
-the network. ``kappa`` = 0.5 raises x by κ|g| ≈ 0.007 per agreeing step there (mean x ≈ 0.52 after
-200 steps). Measured on that check (5 seeds, 200 steps, training loop as in the test): test
-accuracy 1.0 in 5/5 with the defaults, also 5/5 with κ = 0 (this stationary task does not need
-consolidation; its role is to protect old tasks in continual learning), 0.66–0.75 with
-volt_per_grad = 20 (too plastic: the binary weights keep flipping), 0.81–1.0 with b = 2. With
-b = 2 the same V gives (1 − V/V_c)² ≪ 1 − V/V_c, so P_sw(V_max) ≈ 1 even when consolidated: b = 2
-needs a larger Δ range or a lower V_max to keep metaplasticity.
-
-Kernel and cost: blocks of 16384 synapses, branch-free float32, vectorised for b ∈ {1, 2} (for
-other b the ``pow`` call keeps it scalar, ~6× slower); bit-equal to :func:`mtj_step_torch` for
-b ∈ {1, 2}.
-The Gumbel draw (float64 uniform, two logs, in torch, stored as float32) costs more than the kernel:
-measured here ≈ 300 ms vs ≈ 20 ms per 10⁷ synapses on one core (CPU time, shared machine).
-Probabilities below ~1e-16 per pulse are not resolved (float64 uniform).
+Defaults: the ``generic-o`` preset of :mod:`metaspin_snn.synapses.devices`, where each value's
+source or assumption is listed (``metaspin devices``). ``volt_per_grad`` and κ play the role of
+learning rates (scale them ∝ 1/typical |g|; the runner's defaults are in ``default_synapse_params``).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numba
@@ -83,67 +69,163 @@ import numpy as np
 import torch
 
 from .base import Backend, SynapseModel, check_range
+from .devices import NONIDEAL_NAMES, T_REF_K, NonIdeal, arrhenius, telegraph_change
+
+_IONS = ("O", "H", "N")
+_SCHEMES = ("blind", "verify")
+_ON_FLIP = ("keep", "reset")
+_GRAD_NORMS = ("none", "rms")
 
 
 @dataclass(frozen=True)
 class MTJParams:
-    """Parameters of :class:`MetaplasticMTJ` (units and sources in the module docstring)."""
+    """Parameters of :class:`MetaplasticMTJ` (units in the names or comments; sources of the default
+    values: the ``generic-o`` preset)."""
 
-    delta_min: float = 30.0        # k_BT
-    delta_max: float = 80.0        # k_BT
-    delta_spread: float = 0.05     # relative σ of the per-device Δ factor
-    tau0_ns: float = 1.0           # ns
-    t_pulse_ns: float = 10.0       # ns
-    v_c: float = 0.5               # V
-    v_c_spread: float = 0.02       # relative σ of the per-device V_c
+    # free layer
+    delta_min: float = 30.0        # k_BT at 300 K, x = 0
+    delta_max: float = 80.0        # k_BT at 300 K, x = 1
+    delta_spread: float = 0.05     # d2d: relative σ of the per-device Δ factor (clipped ±3σ)
+    delta_asym: float = 0.05       # asymmetry: h, Δ_P = Δ(1 + h)², Δ_AP = Δ(1 − h)²
+    temperature_k: float = 300.0   # K
+    tau0_ns: float = 1.0           # attempt time, ns
+    t_pulse_ns: float = 10.0       # write pulse width, ns
+    v_c: float = 0.5               # critical voltage (geometric mean of both directions), V
+    vc_asym: float = 1.2           # asymmetry: V_c(P→AP)/V_c(AP→P)
+    v_c_spread: float = 0.02       # d2d: relative σ of the per-device V_c
+    v_c_c2c: float = 0.01          # c2c: relative σ of V_c per pulse
     v_max: float = 0.46            # V
     v_min: float = 0.25            # V
-    volt_per_grad: float = 10.0    # V per unit |∂L/∂w|
+    volt_per_grad: float = 10.0    # V per unit |∂L/∂w| (per unit |∂L/∂w|/rms with grad_norm = "rms")
+    grad_norm: str = "none"        # none | rms: the controller divides ∂L/∂w by its RMS over the array
     b: float = 1.0                 # Néel–Brown exponent, 1 ≤ b ≤ 2
-    kappa: float = 0.5             # consolidation rate per unit |∂L/∂w|
-    tau_ret: float = 1.0e4         # retention time constant [update steps], inf = none
+    write_scheme: str = "blind"    # blind | verify
+    verify_max: int = 4            # pulses at most with "verify"
+    e_driver_pj: float = 0.0       # peripheral write-driver energy per pulse, pJ
+    # resistance and read
+    r_p_ohm: float = 2000.0        # Ω
+    tmr: float = 1.5               # (R_AP − R_P)/R_P at zero bias
+    v_half: float = 0.5            # TMR(V) = tmr/(1 + (V/v_half)²), V
+    v_read: float = 0.1            # V
+    t_read_ns: float = 10.0        # ns
+    e_sense_pj: float = 0.01       # sense-amplifier energy per column per read cycle, pJ
+    read_noise: float = 0.02       # relative σ of the conductance read
+    eval_noise: bool = True        # reads in evaluation noisy too (when read_noise is on)
+    # magneto-ionic gate
+    ion: str = "O"                 # O (O²⁻) | H (H⁺) | N (N³⁻): a label of the preset
+    gate_v: float = 3.0            # gate pulse voltage V_g, V
+    gate_v_ref: float = 3.0        # voltage at which gate_rate_hz is given, V
+    gate_rate_hz: float = 300.0    # k_ref: ion-migration rate at gate_v_ref and 300 K, 1/s
+    gate_v0: float = 0.26          # k ∝ exp(V_g/V_0), V
+    gate_ea_ev: float = 1.0        # activation energy of migration and relaxation, eV
+    gate_rate_spread: float = 0.1  # d2d: σ of ln(rate factor)
+    gate_c2c: float = 0.1          # c2c: σ of ln(rate) per gating event
+    gate_t_min_s: float = 1e-6     # shorter gate pulses are skipped, s
+    gate_t_max_s: float = 1.0      # longest gate pulse, s
+    gate_cap_f: float = 1e-16      # gate capacitance, F
+    kappa: float = 0.5             # ionic fraction per unit |∂L/∂w| (nominal rate; sets t_g)
+    levels: int = 32               # finite_levels: distinct values of x (≥ 2)
+    tau_relax_s: float = 1e4       # relaxation of x at zero gate voltage and 300 K, s (inf = none)
     x_rest: float = 0.0
     x_init: float = 0.0
-    r_p_ohm: float = 2000.0        # Ω
-    tmr: float = 1.5               # (R_AP − R_P)/R_P
-    read_noise: float = 0.02       # relative σ of the conductance read
-    eval_noise: bool = False
+    on_flip: str = "keep"          # keep | reset (gate x back to x_rest after a pulse-driven flip)
+    step_time_s: float = 0.0       # > 0: fixed simulated time per update instead of the schedule, s
     scale: float = 1.0             # weight magnitude
-    seed: int = 0                  # generator: initial s, device spread, read noise, switching draws
+    seed: int = 0                  # generators of every random stream (one per non-ideality)
+    preset: str = ""               # name of the preset the values came from (provenance)
+    nonideal: NonIdeal = field(default_factory=NonIdeal)
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"MTJParams.seed must be an int in [0, inf), got {self.seed!r}")
-        if not isinstance(self.eval_noise, bool):
-            raise ValueError(f"MTJParams.eval_noise must be a bool, got {self.eval_noise!r}")
+        for name in ("eval_noise",):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"MTJParams.{name} must be a bool, got {getattr(self, name)!r}")
+        for name, options in (("ion", _IONS), ("write_scheme", _SCHEMES), ("on_flip", _ON_FLIP),
+                              ("grad_norm", _GRAD_NORMS)):
+            if getattr(self, name) not in options:
+                raise ValueError(f"MTJParams.{name} must be one of {options}, got {getattr(self, name)!r}")
+        for name in ("verify_max", "levels"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= (64 if name == "verify_max" else 1 << 20):
+                raise ValueError(f"MTJParams.{name} must be an int in [1, {64 if name == 'verify_max' else 1 << 20}], got {v!r}")
+        if self.levels < 2:
+            raise ValueError(f"MTJParams.levels must be >= 2, got {self.levels!r}")
+        if not isinstance(self.preset, str):
+            raise ValueError(f"MTJParams.preset must be a string, got {self.preset!r}")
+        object.__setattr__(self, "nonideal", NonIdeal.coerce(self.nonideal, "MTJParams"))
         check_range(self, "delta_min", 0.0, 1e3, lo_open=True)
         check_range(self, "delta_max", self.delta_min, 1e3)
         check_range(self, "delta_spread", 0.0, 0.3)
+        check_range(self, "delta_asym", -0.5, 0.5)
+        check_range(self, "temperature_k", 1.0, 2000.0)
         check_range(self, "tau0_ns", 0.0, 1e6, lo_open=True)
         check_range(self, "t_pulse_ns", 0.0, 1e9, lo_open=True)
         check_range(self, "v_c", 0.0, 1e3, lo_open=True)
+        check_range(self, "vc_asym", 0.2, 5.0)
         check_range(self, "v_c_spread", 0.0, 0.3)
+        check_range(self, "v_c_c2c", 0.0, 0.3)
         check_range(self, "v_max", 0.0, 1e3, lo_open=True)
         check_range(self, "v_min", 0.0, self.v_max)
         check_range(self, "volt_per_grad", 0.0, 1e12)
         check_range(self, "b", 1.0, 2.0)
-        check_range(self, "kappa", 0.0, 1e30)
-        check_range(self, "tau_ret", 1.0, None, allow_inf=True)
-        check_range(self, "x_rest", 0.0, 1.0)
-        check_range(self, "x_init", 0.0, 1.0)
+        check_range(self, "e_driver_pj", 0.0, 1e6)
         check_range(self, "r_p_ohm", 0.0, 1e12, lo_open=True)
         check_range(self, "tmr", 0.0, 1e3, lo_open=True)
+        check_range(self, "v_half", 0.0, 1e3, lo_open=True)
+        check_range(self, "v_read", 0.0, 1e3)
+        check_range(self, "t_read_ns", 0.0, 1e9)
+        check_range(self, "e_sense_pj", 0.0, 1e6)
         check_range(self, "read_noise", 0.0, 1.0)
+        check_range(self, "gate_v", 0.0, 1e3)
+        check_range(self, "gate_v_ref", 0.0, 1e3)
+        check_range(self, "gate_rate_hz", 0.0, 1e15, lo_open=True)
+        check_range(self, "gate_v0", 0.0, 1e3, lo_open=True)
+        check_range(self, "gate_ea_ev", 0.0, 10.0)
+        check_range(self, "gate_rate_spread", 0.0, 2.0)
+        check_range(self, "gate_c2c", 0.0, 2.0)
+        check_range(self, "gate_t_min_s", 0.0, 1e6)
+        check_range(self, "gate_t_max_s", self.gate_t_min_s, 1e6, lo_open=self.gate_t_min_s == 0.0)
+        check_range(self, "gate_cap_f", 0.0, 1.0)
+        check_range(self, "kappa", 0.0, 1e30)
+        check_range(self, "tau_relax_s", 0.0, None, lo_open=True, allow_inf=True)
+        check_range(self, "x_rest", 0.0, 1.0)
+        check_range(self, "x_init", 0.0, 1.0)
+        check_range(self, "step_time_s", 0.0, 1e9)
         check_range(self, "scale", 0.0, 1e6, lo_open=True)
 
+    # ---- derived quantities ----------------------------------------------------------------------
     @property
     def r_ap_ohm(self) -> float:
+        """R_AP at zero bias."""
         return self.r_p_ohm * (1.0 + self.tmr)
+
+    def tmr_at(self, v: float) -> float:
+        """TMR(V) = TMR₀/(1 + (V/V_h)²)."""
+        return self.tmr / (1.0 + (v / self.v_half) ** 2)
+
+    def gate_rate(self, temperature_k: float | None = None) -> float:
+        """k(V_g, T) [1/s] (nominal device)."""
+        t = self.temperature_k if temperature_k is None else temperature_k
+        return (self.gate_rate_hz * math.exp((self.gate_v - self.gate_v_ref) / self.gate_v0)
+                * arrhenius(self.gate_ea_ev, t))
+
+    def tau_relax(self) -> float:
+        """τ_relax(T) = τ_relax,300·exp[(E_a/k_B)(1/T − 1/T_ref)] [s]."""
+        return self.tau_relax_s / arrhenius(self.gate_ea_ev, self.temperature_k)
+
+    @property
+    def tscale(self) -> float:
+        """300 K / T: Δ(T) = Δ_300·tscale."""
+        return T_REF_K / self.temperature_k
+
+    def on(self, name: str) -> bool:
+        return bool(getattr(self.nonideal, name))
 
 
 def barrier(x: torch.Tensor | float, p: MTJParams, factor: torch.Tensor | float = 1.0):
-    """Δ(x) = factor·(Δ_min + (Δ_max − Δ_min)·x) [k_BT]."""
-    return factor * (p.delta_min + (p.delta_max - p.delta_min) * x)
+    """Δ(x) = factor·(Δ_min + (Δ_max − Δ_min)·x)·(300 K/T) [k_BT] (symmetric part)."""
+    return factor * (p.delta_min + (p.delta_max - p.delta_min) * x) * p.tscale
 
 
 def neel_brown_tau(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor | float,
@@ -154,143 +236,197 @@ def neel_brown_tau(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor | flo
 
 
 def switch_probability(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor | float,
-                       p: MTJParams) -> torch.Tensor:
-    """P_sw = 1 − exp(−t_p/τ) with τ from :func:`neel_brown_tau` (float64)."""
+                       p: MTJParams, pulses: int = 1) -> torch.Tensor:
+    """P_sw = 1 − exp(−k·t_p/τ) for k pulses, τ from :func:`neel_brown_tau` (float64)."""
     tau = neel_brown_tau(delta, v, v_c, p.tau0_ns, p.b)
-    return -torch.expm1(-p.t_pulse_ns / tau)
+    return -torch.expm1(-pulses * p.t_pulse_ns / tau)
 
 
+def write_error_rate(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor | float, p: MTJParams,
+                     pulses: int = 1) -> torch.Tensor:
+    """WER = 1 − P_sw = exp(−k·t_p/τ)."""
+    tau = neel_brown_tau(delta, v, v_c, p.tau0_ns, p.b)
+    return torch.exp(-pulses * p.t_pulse_ns / tau)
+
+
+# ---- the fused kernel ------------------------------------------------------------------------------
 _JIT = dict(cache=True, error_model="numpy")  # no fastmath: bit-equality with the torch reference
-_BLOCK = 16384  # synapses per block (slices: vectorised loops; per-block overhead amortised)
+_BLOCK = 16384
+# scalar slots of the kernel's float64 argument array
+(_DMIN, _DRANGE, _TSC, _HP, _HA, _VCP, _VCA, _LNR, _LNDT, _VMAX, _VMIN, _VPG, _B, _EP, _TPR, _TMR, _IVH2,
+ _EDRV, _EVRP, _EVRA, _KEEP, _XREST, _LEVELS, _THERMAL, _RELAX, _RESET, _VERIFY, _NSC) = range(28)
 
 
 @numba.njit(**_JIT)
-def _mtj_loop(mode, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
-              ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):  # pragma: no cover
-    """Branch-free float32 loop over one block; ``mode`` 1: b = 1, 2: b = 2, else r**b (a literal
-    at each call site, so LLVM drops the pow call from the b = 1 and b = 2 loops and vectorises)."""
+def _mtj_loop(mode, g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gate, energy, sc,
+              lnk):  # pragma: no cover - compiled
+    """Branch-free float32 loop over one block; ``mode`` 1: b = 1, 2: b = 2, else r**b."""
     f = np.float32
-    kappa32, inv32, rest32, one32, zero32 = f(kappa), f(inv_tau_ret), f(x_rest), f(1.0), f(0.0)
-    dmin32, drange32, lnr32, vmax32, vmin32, vpg32 = f(dmin), f(dmax - dmin), f(ln_ratio), f(vmax), f(vmin), f(vpg)
-    ep32, eap32, b32 = f(e_p), f(e_ap), f(b)
+    one, zero = f(1.0), f(0.0)
+    dmin, drange, tsc, hp, ha = f(sc[_DMIN]), f(sc[_DRANGE]), f(sc[_TSC]), f(sc[_HP]), f(sc[_HA])
+    vcp, vca, lnr, lndt = f(sc[_VCP]), f(sc[_VCA]), f(sc[_LNR]), f(sc[_LNDT])
+    vmax, vmin, vpg, b32 = f(sc[_VMAX]), f(sc[_VMIN]), f(sc[_VPG]), f(sc[_B])
+    ep, tpr, tmr, ivh2, edrv = f(sc[_EP]), f(sc[_TPR]), f(sc[_TMR]), f(sc[_IVH2]), f(sc[_EDRV])
+    evrp, evra, keep, xrest, lv = f(sc[_EVRP]), f(sc[_EVRA]), f(sc[_KEEP]), f(sc[_XREST]), f(sc[_LEVELS])
+    thermal, relax, reset, verify = sc[_THERMAL] > 0, sc[_RELAX] > 0, sc[_RESET] > 0, sc[_VERIFY] > 0
+    kmax = lnk.size
+    lnK = f(lnk[kmax - 1])
+    lv1 = lv - one
     for i in range(g.size):
         gi = g[i]
         si = s[i]
         xi = x[i]
-        t = np.int8(-1) if gi > 0 else np.int8(1)  # target state −sign(g)
+        p_state = si > 0
+        t = np.int8(-1) if gi > 0 else np.int8(1)
         nz = gi != 0
-        agree = nz & (si == t)
-        v = min(vpg32 * abs(gi), vmax32)
-        pulse = nz & (si != t) & (v >= vmin32)
-        r = max(one32 - v / vc[i], zero32)
+        v = min(vpg * abs(gi), vmax)
+        pulse = nz & (si != t) & (v >= vmin)
+        vcd = vc[i] * (vcp if p_state else vca) * vcj[i]
+        r = max(one - v / vcd, zero)
         if mode == 1:
             rb = r
         elif mode == 2:
             rb = r * r
         else:
             rb = r ** b32
-        delta = dfac[i] * (dmin32 + drange32 * xi)
-        flip = pulse & (delta * rb < lnr32 + gum[i])
-        e = v * v * (ep32 if si > 0 else eap32)
-        energy[i] += e if pulse else zero32
-        n_pulse[i] += np.int32(pulse)
+        dstate = dfac[i] * (dmin + drange * xi) * tsc * (hp if p_state else ha)
+        thr = dstate * rb
+        gm = gum[i]
+        flip_p = pulse & (thr < lnr + lnK + gm)
+        att = np.int32(0)
+        for j in range(1, kmax):
+            att += np.int32(thr >= lnr + f(lnk[j - 1]) + gm)
+        att = att + np.int32(1) if pulse else np.int32(0)
+        flip_t = thermal & (not pulse) & (dstate < lndt + gm)
+        flip = flip_p | flip_t
+        vv = v * v
+        e_ap = tpr / (one + tmr / (one + vv * ivh2))
+        e_one = vv * (ep if p_state else e_ap) + edrv + ((evrp if p_state else evra) if verify else zero)
+        energy[i] += f(att) * e_one
+        n_pulse[i] += att
         n_switch[i] += np.int32(flip)
-        n_consol[i] += np.int32(agree)
-        s[i] = t if flip else si
-        c = min(kappa32 * abs(gi), one32)
-        xa = xi + c * (one32 - xi)
-        xi = xa if agree else xi
-        x[i] = xi - (xi - rest32) * inv32
+        c = cg[i]
+        gated = c > zero
+        xa = xi + c * (one - xi)
+        rst = reset & flip_p
+        xa = xrest if rst else xa
+        n_gate[i] += np.int32(gated) + np.int32(rst)
+        xr = xrest + (xa - xrest) * keep
+        xa = xr if relax else xa
+        if lv > zero:
+            xq = np.floor(xa * lv1 + u[i]) / lv1
+            xa = min(max(xq, zero), one)
+        x[i] = xa
+        s[i] = -si if flip else si
 
 
 @numba.njit(**_JIT)
-def _mtj_block(g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax, ln_ratio,
-               vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):  # pragma: no cover
-    """One block (array slices index from 0, so LLVM vectorises the loop); see :func:`mtj_kernel`."""
+def _mtj_block(g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gate, energy, sc,
+               lnk):  # pragma: no cover - compiled
+    b = sc[_B]
     if b == 1.0:
-        _mtj_loop(1, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
-                  ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+        _mtj_loop(1, g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gate, energy, sc, lnk)
     elif b == 2.0:
-        _mtj_loop(2, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
-                  ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+        _mtj_loop(2, g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gate, energy, sc, lnk)
     else:
-        _mtj_loop(0, g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
-                  ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+        _mtj_loop(0, g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gate, energy, sc, lnk)
 
 
 @numba.njit(**_JIT)
-def mtj_kernel(g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax, ln_ratio,
-               vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):
-    """Fused in-place MTJ step over flat arrays (serial), one pass.
+def mtj_kernel(g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gate, energy, sc, lnk):
+    """Fused in-place MTJ step over flat arrays (serial), one pass (equations: module docstring).
 
-    Arrays: g (float32 ∂L/∂w), gum (float32 standard-Gumbel noise, one per synapse), s (int8),
-    x, dfac, vc (float32), n_pulse, n_switch, n_consol (int32), energy (float32, pJ).
-    Scalars: Δ_min, Δ_max [k_BT], ln_ratio = ln(t_p/τ₀), V_max, V_min [V], volt_per_grad, b, κ,
-    1/τ_ret, x_rest, e_p = t_p·1e3/R_P and e_ap = t_p·1e3/R_AP [pJ/V²].
-
-    Switching: with G ~ Gumbel(0, 1), P[Δ·r^b < ln(t_p/τ₀) + G] = 1 − exp(−(t_p/τ₀)·e^{−Δ·r^b})
-    = 1 − exp(−t_p/τ), τ = τ₀·e^{Δ·r^b}, r = max(1 − V/V_c, 0) — the Néel–Brown probability, decided
-    without a transcendental call (the noise is drawn by the caller). All arithmetic is float32 (the
-    threshold Δ·r^b ≤ ~200 carries an absolute rounding error ≲ 2e-5, i.e. a relative error ≲ 2e-5
-    on P_sw), in the same order as :func:`mtj_step_torch`."""
+    Per step (float32): g (∂L/∂w), gum (standard-Gumbel draw), cg (gate fraction
+    1 − exp(−k·ρ·ε·t_g), 0 where no gating), vcj (c2c factor of V_c), u (uniforms of the level
+    rounding; unused when ``sc[_LEVELS] == 0``). State: s (int8), x, dfac, vc (float32), n_pulse,
+    n_switch, n_gate (int32), energy (float32, write pJ). ``sc``: float64 scalars (slots ``_DMIN``…),
+    ``lnk``: float64 ln(1..K) of the verify scheme (K = 1: blind)."""
     n = g.size
     for k in range((n + _BLOCK - 1) // _BLOCK):
         lo = k * _BLOCK
         hi = min(n, lo + _BLOCK)
-        _mtj_block(g[lo:hi], gum[lo:hi], s[lo:hi], x[lo:hi], dfac[lo:hi], vc[lo:hi], n_pulse[lo:hi],
-                   n_switch[lo:hi], n_consol[lo:hi], energy[lo:hi], dmin, dmax, ln_ratio, vmax, vmin,
-                   vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+        _mtj_block(g[lo:hi], gum[lo:hi], cg[lo:hi], vcj[lo:hi], u[lo:hi], s[lo:hi], x[lo:hi], dfac[lo:hi],
+                   vc[lo:hi], n_pulse[lo:hi], n_switch[lo:hi], n_gate[lo:hi], energy[lo:hi], sc, lnk)
 
 
 @numba.njit(parallel=True, **_JIT)
-def mtj_kernel_parallel(g, gum, s, x, dfac, vc, n_pulse, n_switch, n_consol, energy, dmin, dmax,
-                        ln_ratio, vmax, vmin, vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap):
+def mtj_kernel_parallel(g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gate, energy, sc, lnk):
     """Same as :func:`mtj_kernel`, multithreaded over blocks."""
     n = g.size
     for k in numba.prange((n + _BLOCK - 1) // _BLOCK):
         lo = k * _BLOCK
         hi = min(n, lo + _BLOCK)
-        _mtj_block(g[lo:hi], gum[lo:hi], s[lo:hi], x[lo:hi], dfac[lo:hi], vc[lo:hi], n_pulse[lo:hi],
-                   n_switch[lo:hi], n_consol[lo:hi], energy[lo:hi], dmin, dmax, ln_ratio, vmax, vmin,
-                   vpg, b, kappa, inv_tau_ret, x_rest, e_p, e_ap)
+        _mtj_block(g[lo:hi], gum[lo:hi], cg[lo:hi], vcj[lo:hi], u[lo:hi], s[lo:hi], x[lo:hi], dfac[lo:hi],
+                   vc[lo:hi], n_pulse[lo:hi], n_switch[lo:hi], n_gate[lo:hi], energy[lo:hi], sc, lnk)
 
 
-def mtj_step_torch(g: torch.Tensor, gum: torch.Tensor, s: torch.Tensor, x: torch.Tensor,
-                   dfac: torch.Tensor, vc: torch.Tensor, n_pulse: torch.Tensor, n_switch: torch.Tensor,
-                   n_consol: torch.Tensor, energy: torch.Tensor, dmin: float, dmax: float,
-                   ln_ratio: float, vmax: float, vmin: float, vpg: float, b: float, kappa: float,
-                   inv_tau_ret: float, x_rest: float, e_p: float, e_ap: float) -> None:
-    """Torch reference of :func:`mtj_kernel`, in place, any device (same arguments, tensors; the
-    arithmetic in the state's dtype). Bit-equal to the kernel for float32 state and b ∈ {1, 2}; for
-    other b, ``pow`` may differ by an ulp."""
+def mtj_step_torch(g: torch.Tensor, gum: torch.Tensor, cg: torch.Tensor, vcj: torch.Tensor, u: torch.Tensor,
+                   s: torch.Tensor, x: torch.Tensor, dfac: torch.Tensor, vc: torch.Tensor, n_pulse: torch.Tensor,
+                   n_switch: torch.Tensor, n_gate: torch.Tensor, energy: torch.Tensor, sc: np.ndarray,
+                   lnk: np.ndarray) -> None:
+    """Torch reference of :func:`mtj_kernel`, in place, any device (same arguments; float32 state
+    gives the kernel's bits for b ∈ {1, 2})."""
+    dt = x.dtype
+
+    def f(v: float) -> torch.Tensor:  # a scalar rounded to the state dtype, as the kernel's f32(...)
+        return torch.tensor(float(v), dtype=torch.float64).to(dt).to(x.device)
+
+    one = f(1.0)
+    p_state = s > 0
     t = torch.where(g > 0, -1, 1).to(s.dtype)
     nz = g != 0
-    agree = nz & (s == t)
-    v = torch.clamp(g.abs() * vpg, max=vmax)
-    pulse = nz & (s != t) & (v >= vmin)
-    r = torch.clamp(1.0 - v / vc, min=0.0)
-    rb = r if b == 1.0 else (r * r if b == 2.0 else r ** b)
-    delta = dfac * (dmin + (dmax - dmin) * x)
-    flip = pulse & (delta * rb < ln_ratio + gum)
+    v = torch.clamp(g.abs() * f(sc[_VPG]), max=float(f(sc[_VMAX])))
+    pulse = nz & (s != t) & (v >= f(sc[_VMIN]))
+    vcd = vc * torch.where(p_state, f(sc[_VCP]), f(sc[_VCA])) * vcj
+    r = torch.clamp(one - v / vcd, min=0.0)
+    b = float(sc[_B])
+    rb = r if b == 1.0 else (r * r if b == 2.0 else r ** f(b))
+    dstate = dfac * (f(sc[_DMIN]) + f(sc[_DRANGE]) * x) * f(sc[_TSC]) * torch.where(p_state, f(sc[_HP]), f(sc[_HA]))
+    thr = dstate * rb
+    lnr, lnK = f(sc[_LNR]), f(lnk[-1])
+    flip_p = pulse & (thr < lnr + lnK + gum)
+    att = torch.zeros_like(n_pulse)
+    for j in range(1, lnk.size):
+        att += (thr >= lnr + f(lnk[j - 1]) + gum).to(att.dtype)
+    att = torch.where(pulse, att + 1, torch.zeros_like(att))
+    flip_t = (~pulse) & (dstate < f(sc[_LNDT]) + gum) if sc[_THERMAL] > 0 else torch.zeros_like(pulse)
+    flip = flip_p | flip_t
     vv = v * v
-    e = torch.where(s > 0, vv * e_p, vv * e_ap)
-    energy.add_(torch.where(pulse, e, torch.zeros_like(e)))
-    n_pulse.add_(pulse.to(n_pulse.dtype))
+    e_ap = f(sc[_TPR]) / (one + f(sc[_TMR]) / (one + vv * f(sc[_IVH2])))
+    e_one = vv * torch.where(p_state, f(sc[_EP]), e_ap) + f(sc[_EDRV])
+    if sc[_VERIFY] > 0:
+        e_one = e_one + torch.where(p_state, f(sc[_EVRP]), f(sc[_EVRA]))
+    energy.add_(att.to(dt) * e_one)
+    n_pulse.add_(att)
     n_switch.add_(flip.to(n_switch.dtype))
-    n_consol.add_(agree.to(n_consol.dtype))
-    s.copy_(torch.where(flip, t, s))
-    c = torch.clamp(g.abs() * kappa, max=1.0)
-    xa = torch.where(agree, x + c * (1.0 - x), x)
-    x.copy_(xa - (xa - x_rest) * inv_tau_ret)
+    gated = cg > 0
+    xa = x + cg * (one - x)
+    rst = flip_p if sc[_RESET] > 0 else torch.zeros_like(flip_p)
+    xrest = f(sc[_XREST])
+    xa = torch.where(rst, xrest, xa)
+    n_gate.add_(gated.to(n_gate.dtype) + rst.to(n_gate.dtype))
+    if sc[_RELAX] > 0:
+        xa = xrest + (xa - xrest) * f(sc[_KEEP])
+    if sc[_LEVELS] > 0:
+        lv1 = f(sc[_LEVELS]) - one
+        xa = torch.clamp(torch.floor(xa * lv1 + u) / lv1, 0.0, 1.0)
+    x.copy_(xa)
+    s.copy_(torch.where(flip, -s, s))
+
+
+# ---- the model --------------------------------------------------------------------------------------
+_STREAMS = ("init", "switch", *NONIDEAL_NAMES)  # one generator each; seeds seed·16 + index
 
 
 class MetaplasticMTJ(SynapseModel):
-    """Binary MTJ with a magneto-ionic barrier-setting hidden variable (module docstring).
+    """Binary MTJ with a magneto-ionic barrier-setting gate, in physical units (module docstring).
 
-    Buffers (in ``state_dict``): ``s`` (int8 ±1), ``x`` (float32 ∈ [0, 1]), ``delta_factor``,
-    ``v_c`` [V] (per-device, fixed), counters ``n_pulse``, ``n_switch``, ``n_consolidate`` (int32) and
-    ``energy_pj`` (float32, write energy in pJ). The generator state is saved as ``extra_state``.
-    """
+    Buffers (in ``state_dict``): ``s`` (int8 ±1), ``x`` (float32 ∈ [0, 1]), per-device ``delta_factor``,
+    ``v_c`` [V], ``rate_factor``; counters ``n_pulse`` (attempted pulses), ``n_switch``, ``n_gate``
+    (gating events) (int32), ``energy_write_pj`` (float32); float64 scalars ``time_s`` (simulated
+    time), ``energy_read_j``, ``read_cycles``. Every generator's state is saved as ``extra_state``."""
+
+    COUNTS_READS = True
 
     def __init__(self, shape: tuple[int, ...] | torch.Size, params: MTJParams | None = None,
                  backend: Backend = "auto", parallel: bool = False) -> None:
@@ -300,91 +436,290 @@ class MetaplasticMTJ(SynapseModel):
         super().__init__(shape, params, backend)
         p = params
         self.parallel = bool(parallel)
-        # CPU generator; draws are moved to the state's device, so every device sees the same numbers.
-        self._gen = torch.Generator().manual_seed(p.seed)
-        s = torch.where(torch.rand(self.shape, generator=self._gen) < 0.5, 1, -1).to(torch.int8)
-        dz = torch.randn(self.shape, generator=self._gen).clamp_(-3.0, 3.0)
-        vz = torch.randn(self.shape, generator=self._gen).clamp_(-3.0, 3.0)
+        # CPU generators, one per random stream; draws are moved to the state's device.
+        self._gens = {name: torch.Generator().manual_seed(p.seed * 16 + k) for k, name in enumerate(_STREAMS)}
+        s = torch.where(torch.rand(self.shape, generator=self._gens["init"]) < 0.5, 1, -1).to(torch.int8)
+        gd = self._gens["d2d"]
+        dz = torch.randn(self.shape, generator=gd).clamp_(-3.0, 3.0)
+        vz = torch.randn(self.shape, generator=gd).clamp_(-3.0, 3.0)
+        rz = torch.randn(self.shape, generator=gd).clamp_(-3.0, 3.0)
+        d2d = p.on("d2d")
         self.register_buffer("s", s)
         self.register_buffer("x", torch.full(self.shape, float(p.x_init)))
-        self.register_buffer("delta_factor", (1.0 + p.delta_spread * dz).float())
-        self.register_buffer("v_c", (p.v_c * (1.0 + p.v_c_spread * vz)).float())
+        self.register_buffer("delta_factor", (1.0 + p.delta_spread * dz).float() if d2d else torch.ones(self.shape))
+        self.register_buffer("v_c", (p.v_c * (1.0 + p.v_c_spread * vz)).float() if d2d
+                             else torch.full(self.shape, float(p.v_c)))
+        self.register_buffer("rate_factor", torch.exp(p.gate_rate_spread * rz).float() if d2d
+                             else torch.ones(self.shape))
         self.register_buffer("n_pulse", torch.zeros(self.shape, dtype=torch.int32))
         self.register_buffer("n_switch", torch.zeros(self.shape, dtype=torch.int32))
-        self.register_buffer("n_consolidate", torch.zeros(self.shape, dtype=torch.int32))
-        self.register_buffer("energy_pj", torch.zeros(self.shape, dtype=torch.float32))
+        self.register_buffer("n_gate", torch.zeros(self.shape, dtype=torch.int32))
+        self.register_buffer("energy_write_pj", torch.zeros(self.shape, dtype=torch.float32))
+        self.register_buffer("time_s", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("energy_read_j", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("read_cycles", torch.zeros((), dtype=torch.float64))
+        self._pending_cycles = 0.0  # read cycles since the last update (time of the next step)
 
-    # ---- generator in the state_dict ----------------------------------------------------------
+    # ---- generators in the state_dict ----------------------------------------------------------
     def get_extra_state(self) -> Any:
-        return {"generator": self._gen.get_state()}
+        return {"generators": {k: g.get_state() for k, g in self._gens.items()},
+                "pending_cycles": self._pending_cycles}
 
     def set_extra_state(self, state: Any) -> None:
-        self._gen.set_state(state["generator"])
+        for k, st in state["generators"].items():
+            self._gens[k].set_state(st)
+        self._pending_cycles = float(state.get("pending_cycles", 0.0))
 
-    def _gumbel(self) -> torch.Tensor:
-        """Standard-Gumbel noise of one update, ``−ln(−ln u)``, u ~ U[0, 1) in float64 from the model's
-        generator (so switching probabilities down to ~1e-16 are resolved), stored as float32; the
-        same numbers go to the kernel and to the reference."""
-        u = torch.rand(self.shape, generator=self._gen, dtype=torch.float64)
-        return (-torch.log(-torch.log(u))).float()
+    def generator(self, stream: str) -> torch.Generator:
+        """The generator of one random stream (``"init"``, ``"switch"`` or a non-ideality's name)."""
+        return self._gens[stream]
 
-    def kernel_scalars(self) -> tuple[float, ...]:
-        """The scalar arguments of :func:`mtj_kernel` / :func:`mtj_step_torch` for these params."""
-        p: MTJParams = self.params
-        return (float(p.delta_min), float(p.delta_max), math.log(p.t_pulse_ns / p.tau0_ns),
-                float(p.v_max), float(p.v_min), float(p.volt_per_grad), float(p.b), float(p.kappa),
-                float(np.float32(1.0 / p.tau_ret)), float(p.x_rest),
-                p.t_pulse_ns * 1e3 / p.r_p_ohm, p.t_pulse_ns * 1e3 / p.r_ap_ohm)
+    def use_numba(self, grad: torch.Tensor) -> bool:  # the float64 scalar buffers do not block the kernel
+        if self.backend == "torch":
+            return False
+        bad = [(n, t) for n, t in [("grad", grad), ("x", self.x), ("delta_factor", self.delta_factor),
+                                   ("v_c", self.v_c), ("energy_write_pj", self.energy_write_pj)]
+               if t.device.type != "cpu" or t.dtype != torch.float32]
+        if bad and self.backend == "numba":
+            n, t = bad[0]
+            raise ValueError(f"MetaplasticMTJ: backend='numba' needs float32 state on the CPU; {n} is "
+                             f"{t.dtype} on {t.device} — use backend='torch'")
+        return not bad
 
-    # ---- model --------------------------------------------------------------------------------
+    # ---- read levels and weights ---------------------------------------------------------------
     def conductance_levels(self) -> tuple[float, float, float]:
-        """(G_P/G_P, G_mid/G_P, G_half/G_P): normalised read levels."""
-        gap = 1.0 / (1.0 + self.params.tmr)
+        """(G_P/G_P, G_mid/G_P, G_half/G_P) at the read bias."""
+        gap = 1.0 / (1.0 + self.params.tmr_at(self.params.v_read))
         return 1.0, (1.0 + gap) / 2.0, (1.0 - gap) / 2.0
 
+    def read_conductance(self) -> torch.Tensor:
+        """G_s [S] of every device at the read bias (float64)."""
+        p: MTJParams = self.params
+        g_ap = 1.0 / (p.r_p_ohm * (1.0 + p.tmr_at(p.v_read)))
+        return torch.where(self.s > 0, 1.0 / p.r_p_ohm, g_ap).double()
+
     def _compute_weight(self, sample: bool) -> torch.Tensor:
-        """``scale·(Ĝ − G_mid)/G_half`` written as ``scale·(s + σ_r·ε·G_s/G_half)`` (the same
-        expression, exactly ±scale without noise)."""
+        """``scale·(Ĝ − G_mid)/G_half`` written as ``scale·(s + σ_r·ε·G_s/G_half)`` (exactly ±scale
+        without noise)."""
         p: MTJParams = self.params
         _, _, half = self.conductance_levels()
         w = self.s.to(self.x.dtype)
-        if (sample or p.eval_noise) and p.read_noise > 0:
-            eps = torch.randn(self.shape, generator=self._gen).to(device=self.s.device, dtype=w.dtype)
-            gs = torch.where(self.s > 0, 1.0, 1.0 / (1.0 + p.tmr)).to(w.dtype)
+        if p.on("read_noise") and p.read_noise > 0 and (sample or p.eval_noise):
+            eps = torch.randn(self.shape, generator=self._gens["read_noise"]).to(device=self.s.device, dtype=w.dtype)
+            gs = torch.where(self.s > 0, 1.0, 1.0 / (1.0 + p.tmr_at(p.v_read))).to(w.dtype)
             w = w + (p.read_noise / half) * gs * eps
         return w * p.scale
 
-    def switch_probability(self, grad: torch.Tensor) -> torch.Tensor:
-        """P_sw each synapse would have for a write pulse driven by ``grad`` (0 where no pulse)."""
+    def count_reads(self, inputs: torch.Tensor) -> None:
+        """Charge the read energy of one crossbar product with ``inputs [N, fan_in]`` (linear) or
+        ``[N, C, H, W]`` (conv, each input pixel driving every kernel position: boundaries ignored):
+        Σ_n Σ_i u_ni²·V_read²·t_read·Σ_j G_ji + E_sense·(columns)·(read cycles), and remember the N
+        read cycles as time of the next update (training)."""
         p: MTJParams = self.params
-        g = grad.to(self.x.device).double()
-        v = torch.clamp(g.abs() * p.volt_per_grad, max=p.v_max)
-        pulse = (g != 0) & (self.s.double() != -torch.sign(g)) & (v >= p.v_min)
-        psw = switch_probability(barrier(self.x.double(), p, self.delta_factor.double()), v,
-                                 self.v_c.double(), p)
-        return torch.where(pulse, psw, torch.zeros_like(psw))
+        with torch.no_grad():
+            u = inputs.detach()
+            G = self.read_conductance()  # [out, in] or [out, in, kh, kw]
+            if G.dim() == 2:
+                u = u.reshape(-1, u.shape[-1])
+            if u.dim() < 2:
+                return
+            n_cycles = float(u.shape[0])
+            if u.dim() == 2:
+                drive = (u.double() ** 2).sum(0)                       # [in]
+                gsum = G.sum(0)                                        # [in]
+                cols = float(G.shape[0])
+            else:
+                drive = (u.double() ** 2).sum(dim=(0, 2, 3))           # [C]
+                gsum = G.sum(dim=(0, 2, 3))
+                cols = float(G.shape[0])
+            e = p.v_read ** 2 * p.t_read_ns * 1e-9 * float((drive * gsum).sum())
+            e += p.e_sense_pj * 1e-12 * cols * n_cycles
+            self.energy_read_j += e
+            self.read_cycles += n_cycles
+            if self.training:
+                self._pending_cycles += n_cycles
 
-    _STATE = ("s", "x", "delta_factor", "v_c", "n_pulse", "n_switch", "n_consolidate", "energy_pj")
+    # ---- one update ----------------------------------------------------------------------------
+    def _schedule(self, g: torch.Tensor, t_gate: torch.Tensor) -> float:
+        """Simulated duration of this update [s] (module docstring, "Time")."""
+        p: MTJParams = self.params
+        if p.step_time_s > 0:
+            return float(p.step_time_s)
+        t = torch.where(g > 0, -1, 1).to(self.s.dtype)
+        v = torch.clamp(g.abs() * p.volt_per_grad, max=p.v_max)
+        pulse = (g != 0) & (self.s != t) & (v >= p.v_min)
+        rows = pulse.reshape(self.shape[0], -1).any(1)
+        slot = p.t_pulse_ns * 1e-9 if p.write_scheme == "blind" else p.verify_max * (p.t_pulse_ns + p.t_read_ns) * 1e-9
+        gate_rows = t_gate.reshape(self.shape[0], -1).amax(1)
+        return (self._pending_cycles * p.t_read_ns * 1e-9 + float(rows.sum()) * slot
+                + float(gate_rows.double().sum()))
+
+    def step_inputs(self, grad: torch.Tensor) -> tuple[list[torch.Tensor], np.ndarray, np.ndarray, float]:
+        """The per-step draws and scalars of one update: ([gum, cg, vcj, u], sc, lnk, dt). Shared by both
+        backends, so they take identical decisions."""
+        p: MTJParams = self.params
+        dev = self.x.device
+        g = grad.to(device=dev, dtype=self.x.dtype)
+        u64 = torch.rand(self.shape, generator=self._gens["switch"], dtype=torch.float64)
+        gum = (-torch.log(-torch.log(u64))).float().to(dev)
+        c2c = p.on("c2c")
+        if c2c and p.v_c_c2c > 0:
+            vcj = (1.0 + p.v_c_c2c * torch.randn(self.shape, generator=self._gens["c2c"]).clamp_(-3.0, 3.0)).to(dev)
+        else:
+            vcj = torch.ones(self.shape, device=dev)
+        # gate pulses where the gradient agrees with the state
+        t = torch.where(g > 0, -1, 1).to(self.s.dtype)
+        agree = (g != 0) & (self.s == t)
+        k_nom = p.gate_rate(T_REF_K)
+        t_g = (p.kappa * g.double().abs() / k_nom)
+        gated = agree & (t_g >= p.gate_t_min_s) & (t_g > 0)
+        t_g = torch.where(gated, torch.clamp(t_g, max=p.gate_t_max_s), torch.zeros_like(t_g))
+        k = p.gate_rate() * self.rate_factor.double()
+        if c2c and p.gate_c2c > 0:
+            k = k * torch.exp(p.gate_c2c * torch.randn(self.shape, generator=self._gens["c2c"],
+                                                        dtype=torch.float64).to(dev))
+        cg = torch.where(gated, -torch.expm1(-k * t_g), torch.zeros_like(t_g)).to(self.x.dtype)
+        levels = p.on("finite_levels")
+        u = (torch.rand(self.shape, generator=self._gens["finite_levels"]).to(dev) if levels
+             else torch.zeros(self.shape, device=dev))
+        dt = self._schedule(g, t_g)
+        retention = p.on("retention")
+        asym = p.on("asymmetry")
+        h = p.delta_asym if asym else 0.0
+        a = p.vc_asym if asym else 1.0
+        tau_r = p.tau_relax()
+        sc = np.zeros(_NSC, dtype=np.float64)
+        sc[_DMIN], sc[_DRANGE], sc[_TSC] = p.delta_min, p.delta_max - p.delta_min, p.tscale
+        sc[_HP], sc[_HA] = (1.0 + h) ** 2, (1.0 - h) ** 2
+        sc[_VCP], sc[_VCA] = math.sqrt(a), 1.0 / math.sqrt(a)
+        sc[_LNR] = math.log(p.t_pulse_ns / p.tau0_ns)
+        sc[_THERMAL] = 1.0 if retention and dt > 0 else 0.0
+        sc[_LNDT] = math.log(dt * 1e9 / p.tau0_ns) if dt > 0 else 0.0
+        sc[_VMAX], sc[_VMIN], sc[_VPG], sc[_B] = p.v_max, p.v_min, p.volt_per_grad, p.b
+        sc[_EP] = p.t_pulse_ns * 1e3 / p.r_p_ohm       # pJ/V²: V²/R·t_p with t_p in ns → pJ·1e-3·1e3
+        sc[_TPR], sc[_TMR], sc[_IVH2] = p.t_pulse_ns * 1e3 / p.r_p_ohm, p.tmr, 1.0 / p.v_half ** 2
+        sc[_EDRV] = p.e_driver_pj
+        g_ap_read = 1.0 / (p.r_p_ohm * (1.0 + p.tmr_at(p.v_read)))
+        sc[_EVRP] = p.v_read ** 2 * p.t_read_ns * 1e3 / p.r_p_ohm
+        sc[_EVRA] = p.v_read ** 2 * p.t_read_ns * 1e3 * g_ap_read
+        relax = retention and math.isfinite(tau_r) and dt > 0
+        sc[_RELAX] = 1.0 if relax else 0.0
+        sc[_KEEP] = math.exp(-dt / tau_r) if relax else 1.0
+        sc[_XREST] = p.x_rest
+        sc[_LEVELS] = float(p.levels) if levels else 0.0
+        sc[_RESET] = 1.0 if p.on_flip == "reset" else 0.0
+        sc[_VERIFY] = 1.0 if p.write_scheme == "verify" else 0.0
+        kk = p.verify_max if p.write_scheme == "verify" else 1
+        lnk = np.log(np.arange(1, kk + 1, dtype=np.float64))
+        return [gum, cg, vcj.float(), u.float()], sc, lnk, dt
+
+    _STATE = ("s", "x", "delta_factor", "v_c", "n_pulse", "n_switch", "n_gate", "energy_write_pj")
+
+    def _after_step(self, dt: float) -> None:
+        self.time_s += dt
+        self._pending_cycles = 0.0
+
+    def drive(self, grad: torch.Tensor) -> torch.Tensor:
+        """The gradient the write and gate drivers see: ∂L/∂w, or ∂L/∂w / RMS(∂L/∂w) with
+        ``grad_norm = "rms"`` (float32, contiguous)."""
+        g = grad.to(device=self.x.device, dtype=self.x.dtype)
+        if self.params.grad_norm == "rms":
+            rms = g.double().pow(2).mean().sqrt()
+            g = g / rms.to(g.dtype) if float(rms) > 0 else g
+        return g.contiguous()
 
     def _update_torch(self, grad: torch.Tensor) -> None:
-        gum = self._gumbel().to(self.x.device)
+        grad = self.drive(grad)
+        arrays, sc, lnk, dt = self.step_inputs(grad)
         g = grad.to(device=self.x.device, dtype=self.x.dtype)
-        mtj_step_torch(g, gum, *(getattr(self, n) for n in self._STATE), *self.kernel_scalars())
+        mtj_step_torch(g, *arrays, *(getattr(self, n) for n in self._STATE), sc, lnk)
+        self._after_step(dt)
 
     def _update_numba(self, grad: torch.Tensor) -> None:
-        gum = self._gumbel()
+        grad = self.drive(grad)
+        arrays, sc, lnk, dt = self.step_inputs(grad)
         for name in self._STATE:
             t = getattr(self, name)
             if t.device.type != "cpu" or not t.is_contiguous():
                 raise ValueError(f"MetaplasticMTJ: numba backend needs contiguous CPU state, "
                                  f"buffer {name} is on {t.device} (contiguous={t.is_contiguous()})")
         kern = mtj_kernel_parallel if self.parallel else mtj_kernel
-        kern(grad.reshape(-1).numpy(), gum.view(-1).numpy(),
-             *(getattr(self, n).view(-1).numpy() for n in self._STATE), *self.kernel_scalars())
+        kern(grad.reshape(-1).numpy(), *(a.contiguous().view(-1).numpy() for a in arrays),
+             *(getattr(self, n).view(-1).numpy() for n in self._STATE), sc, lnk)
+        self._after_step(dt)
+
+    # ---- idle time -------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of idle time pass (no reads, no writes): with ``retention`` on, thermal flips
+        of the free layer (two-state telegraph process with the state-dependent barriers Δ_P(x),
+        Δ_AP(x)) while x relaxes towards x_rest, on log-spaced intervals (rates at each interval's
+        mid-time x, exact when x does not move); finite levels: x rounded at the end. Seeded by the
+        ``retention`` and ``finite_levels`` generators."""
+        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"MetaplasticMTJ.advance: seconds must be finite and >= 0, got {seconds!r}")
+        p: MTJParams = self.params
+        self.time_s += float(seconds)
+        if seconds == 0 or not p.on("retention"):
+            return
+        tau_r = p.tau_relax()
+        if math.isfinite(tau_r):
+            lo = min(seconds, tau_r * 1e-3)
+            n = int(min(64, max(1, math.ceil(4 * math.log10(seconds / lo)) + 1)))
+            edges = [0.0] + [lo * (seconds / lo) ** (k / max(n - 1, 1)) for k in range(n)] if n > 1 else [0.0, seconds]
+        else:
+            edges = [0.0, seconds]
+        asym = p.on("asymmetry")
+        h = p.delta_asym if asym else 0.0
+        with torch.no_grad():
+            x0 = self.x.double()
+            dev = self.x.device
+            s = self.s.clone()
+            for t0, t1 in zip(edges[:-1], edges[1:]):
+                tm = 0.5 * (t0 + t1)
+                xm = p.x_rest + (x0 - p.x_rest) * math.exp(-tm / tau_r) if math.isfinite(tau_r) else x0
+                d = barrier(xm, p, self.delta_factor.double())
+                a = torch.exp(-d * (1.0 + h) ** 2) / (p.tau0_ns * 1e-9)   # P → AP
+                b = torch.exp(-d * (1.0 - h) ** 2) / (p.tau0_ns * 1e-9)   # AP → P
+                prob = telegraph_change(a, b, s > 0, t1 - t0)
+                uu = torch.rand(self.shape, generator=self._gens["retention"], dtype=torch.float64).to(dev)
+                s = torch.where(uu < prob, -s, s)
+            xe = p.x_rest + (x0 - p.x_rest) * math.exp(-seconds / tau_r) if math.isfinite(tau_r) else x0
+            if p.on("finite_levels"):
+                lv1 = p.levels - 1
+                uu = torch.rand(self.shape, generator=self._gens["finite_levels"], dtype=torch.float64).to(dev)
+                xe = torch.clamp(torch.floor(xe * lv1 + uu) / lv1, 0.0, 1.0)
+            self.n_switch += (s != self.s).to(self.n_switch.dtype)
+            self.s.copy_(s)
+            self.x.copy_(xe.to(self.x.dtype))
+        self._stale = True
+
+    # ---- analysis --------------------------------------------------------------------------------
+    def switch_probability(self, grad: torch.Tensor) -> torch.Tensor:
+        """P_sw each synapse would have for a write pulse driven by ``grad`` (nominal, no c2c; 0 where
+        no pulse)."""
+        p: MTJParams = self.params
+        g = self.drive(grad).double()
+        v = torch.clamp(g.abs() * p.volt_per_grad, max=p.v_max)
+        pulse = (g != 0) & (self.s.double() != -torch.sign(g)) & (v >= p.v_min)
+        asym = p.on("asymmetry")
+        h, a = (p.delta_asym, p.vc_asym) if asym else (0.0, 1.0)
+        pst = self.s > 0
+        dstate = barrier(self.x.double(), p, self.delta_factor.double()) * torch.where(pst, (1 + h) ** 2, (1 - h) ** 2)
+        vcd = self.v_c.double() * torch.where(pst, math.sqrt(a), 1 / math.sqrt(a))
+        k = p.verify_max if p.write_scheme == "verify" else 1
+        psw = switch_probability(dstate, v, vcd, p, pulses=k)
+        return torch.where(pulse, psw, torch.zeros_like(psw))
 
     def hidden(self) -> torch.Tensor:
         """The ionic state x ∈ [0, 1] (0 = plastic, 1 = consolidated)."""
         return self.x
+
+    def energy_j(self) -> dict[str, float]:
+        """Energy so far [J]: write (pulses, drivers, verify reads), read, gate."""
+        p: MTJParams = self.params
+        return {"write": float(self.energy_write_pj.double().sum()) * 1e-12,
+                "read": float(self.energy_read_j),
+                "gate": float(self.n_gate.double().sum()) * p.gate_cap_f * p.gate_v ** 2}
 
     def total_switches(self) -> int:
         return int(self.n_switch.sum().item())
@@ -392,9 +727,16 @@ class MetaplasticMTJ(SynapseModel):
     def total_pulses(self) -> int:
         return int(self.n_pulse.sum().item())
 
+    def total_gate_events(self) -> int:
+        return int(self.n_gate.sum().item())
+
     def total_energy_pj(self) -> float:
-        return float(self.energy_pj.double().sum().item())
+        """Write energy [pJ] (pulses, drivers, verify reads)."""
+        return float(self.energy_write_pj.double().sum().item())
+
+    def total_time_s(self) -> float:
+        return float(self.time_s)
 
 
-__all__ = ["MTJParams", "MetaplasticMTJ", "barrier", "mtj_kernel", "mtj_kernel_parallel",
-           "mtj_step_torch", "neel_brown_tau", "switch_probability"]
+__all__ = ["MTJParams", "MetaplasticMTJ", "barrier", "mtj_kernel", "mtj_kernel_parallel", "mtj_step_torch",
+           "neel_brown_tau", "switch_probability", "write_error_rate"]

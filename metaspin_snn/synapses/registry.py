@@ -204,6 +204,13 @@ def synapse_spec(name: str, params: dict[str, Any]) -> SynapseSpec | None:
         return None
     cls, params_cls = get_synapse(name)
     fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    params = _nest_dotted(params, fields)
+    if "preset" in params and "preset" in fields and name in _BUILTIN:
+        from .devices import resolve_preset
+        try:
+            params = resolve_preset(name, params)
+        except ValueError as e:
+            raise SynapseParamsError("synapse_params.preset", str(e)) from None
     shared: dict[str, Any] = {}
     per_layer: dict[str, list[Any]] = {}
     for k, v in params.items():
@@ -215,6 +222,24 @@ def synapse_spec(name: str, params: dict[str, Any]) -> SynapseSpec | None:
         else:
             shared[k] = tuple(v) if isinstance(v, list) else v
     return SynapseSpec(cls, params_cls, shared, per_layer)
+
+
+def _nest_dotted(params: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """``{"nonideal.d2d": False}`` (a ``--set synapse_params.nonideal.d2d=false``) or a nested table
+    → ``{"nonideal": {"d2d": False}}`` for a field whose value is a table of switches."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        head, dot, sub = k.partition(".")
+        if dot and head in fields:
+            table = out.setdefault(head, {})
+            if not isinstance(table, dict):
+                raise SynapseParamsError(f"synapse_params.{k}", f"{head} is already set to {table!r}")
+            table[sub] = v
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
 
 
 def layer_synapse_factories(name: str, n_layers: int, *, seed: int = 0,

@@ -29,6 +29,8 @@ converts. Sources, per model:
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -277,12 +279,13 @@ def mtj_signal(t: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def mtj_stationary_x(kappa_g: float, tau_ret: float, x_rest: float) -> float:
-    """Fixed point of the mean ionic dynamics: with probability ½ (the pulse agrees with the state)
-    x ← x + min(κ|g|, 1)(1 − x), then x ← x − (x − x_rest)/τ_ret every step. In the mean this is the
-    affine map x ← a x + b, a = (1 − 1/τ)(1 − c/2), b = (1 − 1/τ)c/2 + x_rest/τ, so x* = b/(1 − a);
-    with no drive at all (c = 0, τ = ∞) x stays at its start, 0."""
-    c = min(kappa_g, 1.0)
-    keep = 1.0 - 1.0 / tau_ret
+    """Fixed point of the mean ionic dynamics of ``MetaplasticMTJ`` at 300 K without rate spread: with
+    probability ½ (the pulse agrees with the state) a gate pulse x ← x + c(1 − x), c = 1 − e^{−κ|g|},
+    then relaxation x ← x_rest + (x − x_rest)·k, k = e^{−1/τ_ret} (τ_ret in updates) every step. In the
+    mean this is the affine map x ← a x + b, a = k(1 − c/2), b = k·c/2 + (1 − k)x_rest, so
+    x* = b/(1 − a); with no drive at all (c = 0, τ = ∞) x stays at its start, 0."""
+    c = -math.expm1(-kappa_g)
+    keep = math.exp(-1.0 / tau_ret)
     a = keep * (1.0 - 0.5 * c)
-    b = keep * 0.5 * c + x_rest / tau_ret
+    b = keep * 0.5 * c + (1.0 - keep) * x_rest
     return 0.0 if a >= 1.0 else float(b / (1.0 - a))

@@ -12,6 +12,9 @@ over the measurement; SNR(t) = S(t)/noise.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +32,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "metaplastic": {"m": 1.35, "lr": 0.005, "grad": 1.0, "beta1": 0.9, "beta2": 0.999, "init_scale": 0.1},
     "mtj": {"grad": 1.0},
 }
+
+
+#: The MTJ of the memory-curve model (a stationary stochastic binary synapse): device-to-device spread
+#: of Δ and V_c, relaxation of x over 10⁴ updates of 1 µs each (thermal flips then have a hazard below
+#: 10⁻¹⁰ per update); no asymmetry, read noise, cycle-to-cycle variation, levels or ion-rate spread.
+MTJ_THEORY: dict[str, Any] = {"step_time_s": 1e-6, "tau_relax_s": 1e-2, "gate_rate_spread": 0.0}
+
+
+def mtj_params(p: dict[str, Any], seed: int):
+    """MTJParams of the memory-curve MTJ: :data:`MTJ_THEORY` under the caller's parameters (``grad``
+    excepted); non-idealities d2d and retention only, unless ``nonideal`` is given."""
+    from ..synapses.devices import NonIdeal
+    from ..synapses.mtj import MTJParams
+    kw = {**MTJ_THEORY, **{k: v for k, v in p.items() if k != "grad"}}
+    kw.setdefault("nonideal", dataclasses.replace(NonIdeal.ideal(), d2d=True, retention=True))
+    return MTJParams(seed=seed, **kw)
 
 
 class _Markov:
@@ -95,9 +114,8 @@ def _population(name: str, n: int, seed: int, p: dict[str, Any]):
                                          init_scale=float(p["init_scale"]), seed=seed)
         return _Library(MetaplasticBinary((1, n), params), float(p["grad"])), rng
     if name == "mtj":
-        from ..synapses.mtj import MetaplasticMTJ, MTJParams
-        kw = {k: v for k, v in p.items() if k != "grad"}
-        return _Library(MetaplasticMTJ((1, n), MTJParams(seed=seed, **kw)), float(p["grad"])), rng
+        from ..synapses.mtj import MetaplasticMTJ
+        return _Library(MetaplasticMTJ((1, n), mtj_params(p, seed)), float(p["grad"])), rng
     raise ValueError(f"memory curve: synapse must be one of {', '.join(SYNAPSES)}, got {name!r}")
 
 
@@ -121,14 +139,14 @@ def theory(name: str, t: np.ndarray, n: int, p: dict[str, Any], t0s: np.ndarray 
     if name == "mtj":
         import torch
 
-        from ..synapses.mtj import MetaplasticMTJ, MTJParams, switch_probability
-        kw = {k: v for k, v in p.items() if k != "grad"}
+        from ..synapses.mtj import MetaplasticMTJ, switch_probability
         qs = []
         for seed in seeds:
-            mp = MTJParams(seed=int(seed), **kw)
+            mp = mtj_params(p, int(seed))
             dev = MetaplasticMTJ((1, n), mp)
             g = abs(float(p["grad"]))
-            x_ss = C.mtj_stationary_x(mp.kappa * g, mp.tau_ret, mp.x_rest)
+            tau_steps = mp.tau_relax() / mp.step_time_s if mp.nonideal.retention else math.inf
+            x_ss = C.mtj_stationary_x(mp.kappa * g, tau_steps, mp.x_rest)
             delta = dev.delta_factor.double() * (mp.delta_min + (mp.delta_max - mp.delta_min) * x_ss)
             v = torch.full(dev.shape, min(mp.volt_per_grad * g, mp.v_max), dtype=torch.float64)
             q = switch_probability(delta, v, dev.v_c.double(), mp)
