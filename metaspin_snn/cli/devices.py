@@ -14,6 +14,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", help="presets to show (default: all)")
     p.add_argument("--family", choices=("mtj", "magnetoionic"), help="only this device family")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--markdown", action="store_true", help="one markdown table per preset (the docs' tables)")
 
 
 def derived(name: str) -> dict[str, float]:
@@ -39,6 +40,20 @@ def derived(name: str) -> dict[str, float]:
     return out
 
 
+def markdown(names: list[str]) -> str:
+    """The presets as markdown: per preset a table of parameter, value and source (docs/devices-*.md)."""
+    from ..synapses.devices import PRESETS
+    out = []
+    for n in names:
+        p = PRESETS[n]
+        out += [f"### `{n}`", "", p.title + ".", "", "| parameter | value | source |", "|---|---|---|"]
+        for k in dict.fromkeys([*p.values, *p.sources]):
+            v = p.values.get(k, "default")
+            out.append(f"| `{k}` | {v} | {p.sources.get(k, '')} |")
+        out += ["", "References: " + "; ".join(p.references) + ".", ""]
+    return "\n".join(out)
+
+
 def _fmt_s(t: float) -> str:
     for u, f in (("y", 3.156e7), ("d", 86400.0), ("h", 3600.0), ("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if t >= f:
@@ -59,6 +74,9 @@ def main(args: argparse.Namespace) -> int:
                      "references": list(p.references), "derived": derived(n)})
     if args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return 0
+    if args.markdown:
+        print(markdown(names))
         return 0
     for r in rows:
         print(f"{r['name']}  [{r['family']}]  {r['title']}")

@@ -344,8 +344,12 @@ class Learner:
                 carry_norm_set(self.model, i)
             if c.reset_optimizer and i > 0:
                 self.optimizer = ctx.optimizer = build_optimizer(c, self.model)
+            idle = None
             if i > 0 and c.idle_s > 0:  # the devices sit idle between tasks (thermal flips, ion relaxation)
+                before = device_counters(self.model)
                 advance_idle(self.model, c.idle_s)
+                after = device_counters(self.model)
+                idle = {"seconds": c.idle_s, "device": {k: after[k] - before.get(k, 0.0) for k in after}}
             dev0, en0 = device_counters(self.model), device_energy(self.model)
             t0 = time.perf_counter()
             ctx.task, ctx.task_index, ctx.task_arg = task, i, self.scenario.task_arg(task)
@@ -372,6 +376,8 @@ class Learner:
                 "spikes_per_sample_per_layer": [float(v) for v in evals[i].spikes_per_sample],
                 "device": {k: dev1[k] - dev0.get(k, 0.0) for k in dev1},
             })
+            if idle is not None:  # what the idle time before this task did (thermal flips, time)
+                res.per_task[-1]["idle"] = idle
             if en1 is not None:  # training energy of this task [J], and per inference on it
                 res.per_task[-1]["energy_J"] = {k: en1[k] - en0.get(k, 0.0) for k in en1}
                 res.per_task[-1]["inference_energy_J"] = {"read": e_inf}

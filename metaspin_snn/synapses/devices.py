@@ -188,19 +188,23 @@ _add(Preset(
      "r_p_ohm": "assumption: RA = 10 Ω·µm² over a 40 nm disc (1.26·10⁻³ µm²) → 8 kΩ",
      "v_c": _IKEDA + ", abstract: I_c0 = 49 µA; V_c = I_c0·R_P = 0.39 V with the assumed R_P",
      "v_max": "assumption: 0.92·V_c as in the defaults", "v_min": "assumption",
+     "t_pulse_ns": "assumption: 10 ns write pulses",
      "gate_rate_hz": "as generic-o (oxygen, " + _ION_KINETICS + ")"},
     (_IKEDA, _ION_KINETICS, _BAUER)))
 
 _add(Preset(
     "hayakawa2008-h", "mtj", "CoFeB synthetic-ferrimagnet free layer (Hayakawa 2008) with a proton (H⁺) gate",
     {"delta_min": 60.0, "delta_max": 90.0, "tmr": 1.0, "r_p_ohm": 640.0, "v_c": 0.30, "v_max": 0.28,
-     "v_min": 0.15, "ion": "H", "gate_v": 2.0, "gate_rate_hz": 1.0e4, "gate_ea_ev": 0.5, "tau_relax_s": 1.0e3},
+     "v_min": 0.15, "ion": "H", "gate_v": 2.0, "gate_v_ref": 2.0, "gate_rate_hz": 1.0e4, "gate_ea_ev": 0.5, "tau_relax_s": 1.0e3},
     {"delta_min": _HAYAKAWA + ", abstract: E/k_BT over 60",
      "delta_max": "assumption: 90 kT gated",
      "tmr": "assumption: 100 %",
      "r_p_ohm": "assumption: RA = 10 Ω·µm² over a 100 nm × 200 nm ellipse (1.57·10⁻² µm²)",
      "v_c": _HAYAKAWA + ", abstract: J_c0 = 2–4·10⁶ A/cm²; 3·10⁶ A/cm² × 1.57·10⁻¹⁰ cm² × R_P = 0.30 V",
+     "v_max": "assumption: 0.93·V_c", "v_min": "assumption",
      "ion": "H⁺ as in " + _TAN,
+     "gate_v": "assumption: 2 V, proton pumps gate at a few volts (" + _TAN + ")",
+     "gate_v_ref": "the rate below is given at the gate voltage",
      "gate_rate_hz": "assumption: 10⁴ /s, protons are light and fast compared with oxygen (" + _TAN + ")",
      "gate_ea_ev": "assumption: 0.5 eV, proton hopping",
      "tau_relax_s": "assumption: 10³ s, hydrogen leaves the Co layer faster than oxygen"},
@@ -208,10 +212,11 @@ _add(Preset(
 
 _add(Preset(
     "generic-n", "mtj", "Generic MTJ with a nitrogen (N³⁻) magneto-ionic gate (de Rojas 2020)",
-    {"ion": "N", "gate_v": 4.0, "gate_rate_hz": 100.0, "gate_v0": 0.5, "gate_ea_ev": 0.8,
+    {"ion": "N", "gate_v": 4.0, "gate_v_ref": 4.0, "gate_rate_hz": 100.0, "gate_v0": 0.5, "gate_ea_ev": 0.8,
      "tau_relax_s": 1.0e5, "levels": 16},
     {"ion": "N³⁻ as in " + _DEROJAS,
      "gate_v": "assumption: 4 V, the low end of the gating voltages of " + _DEROJAS,
+     "gate_v_ref": "the rate below is given at the gate voltage",
      "gate_rate_hz": "assumption: 100 /s", "gate_v0": "assumption", "gate_ea_ev": "assumption",
      "tau_relax_s": "assumption: 10⁵ s, nitrogen is less mobile at zero bias",
      "levels": "assumption: 16 distinguishable ionic states"},
@@ -221,10 +226,7 @@ _add(Preset(
     "cottart-linear", "magnetoionic", "C2N magneto-ionic Hall device, linear response (Cottart et al. code)",
     {"response": "linear"},
     {"response": _COTTART + ": f(x) = −0.021·x + 2.742 V over 27 pulses",
-     "device_variability": _COTTART + ": σ = 0.2", "read_noise": _COTTART + ": 0.015 V",
-     "gate_cap_f": "assumption: 10 fF gate", "gate_v": "assumption: 3 V gate pulses",
-     "t_gate_s": "assumption: 1 ms per gate pulse", "v_read": "assumption: 0.1 V Hall read",
-     "r_read_ohm": "assumption: 1 kΩ Hall bar"},
+     "device_variability": _COTTART + ": σ = 0.2", "read_noise": _COTTART + ": 0.015 V"},
     (_COTTART,)))
 
 _add(Preset(

@@ -92,7 +92,7 @@ pairs, a float64 refresh pass while the block is in cache — one pass over memo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numba
@@ -101,6 +101,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Backend, SynapseModel, check_range
+from .devices import NonIdeal
 
 _RESPONSES = ("linear", "exponential")
 _PLACEMENTS = ("backward", "forward", "both")
@@ -141,6 +142,18 @@ class MagnetoIonicParams:
     init_range: float = 0.01
     init_mode: str = "repository"
     seed: int = 0
+    preset: str = ""  # name of the preset the values came from (metaspin devices)
+    # physical units (energy and time; not in the authors' code — assumptions, see the presets)
+    gate_v: float = 3.0          # gate pulse voltage, V
+    gate_cap_f: float = 1e-13    # gate capacitance of one device, F
+    t_gate_s: float = 1e-3       # duration of one gate pulse, s (fractional pulses: pulse-width modulated)
+    v_read: float = 0.1          # read voltage, V
+    r_read_ohm: float = 1e3      # read resistance of one device, Ω
+    t_read_ns: float = 100.0     # read pulse, ns
+    e_sense_pj: float = 0.01     # sense energy per column per read cycle, pJ
+    pulse_c2c: float = 0.0       # c2c: relative σ of every applied pulse amount (0 in the authors' code)
+    pulse_quantum: float = 0.0   # finite_levels: pulse amounts rounded stochastically to this unit (0 = off)
+    nonideal: NonIdeal = field(default_factory=NonIdeal)
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -154,6 +167,13 @@ class MagnetoIonicParams:
             raise ValueError(f"MagnetoIonicParams.init_mode must be one of {_INIT_MODES}, got {self.init_mode!r}")
         if not isinstance(self.eval_noise, bool):
             raise ValueError(f"MagnetoIonicParams.eval_noise must be a bool, got {self.eval_noise!r}")
+        if not isinstance(self.preset, str):
+            raise ValueError(f"MagnetoIonicParams.preset must be a string, got {self.preset!r}")
+        object.__setattr__(self, "nonideal", NonIdeal.coerce(self.nonideal, "MagnetoIonicParams"))
+        for name, hi in (("gate_v", 1e3), ("gate_cap_f", 1.0), ("t_gate_s", 1e6), ("v_read", 1e3),
+                         ("t_read_ns", 1e9), ("e_sense_pj", 1e6), ("pulse_c2c", 1.0), ("pulse_quantum", 1e3)):
+            check_range(self, name, 0.0, hi)
+        check_range(self, "r_read_ohm", 0.0, 1e12, lo_open=True)
         check_range(self, "lr", 0.0, 1e12)
         check_range(self, "x_max", 0.0, 1e6, lo_open=True)
         check_range(self, "lin_slope", None, 0.0, hi_open=True)  # f must decrease with pulses
@@ -461,17 +481,111 @@ class MagnetoIonicPair(SynapseModel):
             x2 = torch.where(d0 >= 0, torch.zeros_like(d0), f_inv_torch(f0 + d0, p))
         self.register_buffer("x1", x1.float())
         self.register_buffer("x2", x2.float())
+        if not p.nonideal.d2d:  # drawn all the same, so the other streams keep their numbers
+            nu1, nu2 = torch.ones_like(nu1), torch.ones_like(nu2)
         self.register_buffer("nu1", nu1.float())
         self.register_buffer("nu2", nu2.float())
         self.register_buffer("n_pulse", torch.zeros(self.shape, dtype=torch.int32))
         self.register_buffer("n_refresh", torch.zeros(self.shape, dtype=torch.int32))
+        self.register_buffer("pulses_applied", torch.zeros((), dtype=torch.float64))  # Σ pulse amounts
+        self.register_buffer("time_s", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("energy_read_j", torch.zeros((), dtype=torch.float64))
+        self._pending_cycles = 0.0
+        # the c2c and finite-level draws have their own generators (seed·16 + 2, + 5, as the MTJ's)
+        self._gen_c2c = torch.Generator().manual_seed(p.seed * 16 + 3)
+        self._gen_levels = torch.Generator().manual_seed(p.seed * 16 + 6)
 
     # ---- generator in the state_dict ----------------------------------------------------------
     def get_extra_state(self) -> Any:
-        return {"generator": self._gen.get_state()}
+        return {"generator": self._gen.get_state(), "c2c": self._gen_c2c.get_state(),
+                "levels": self._gen_levels.get_state(), "pending_cycles": self._pending_cycles}
 
     def set_extra_state(self, state: Any) -> None:
         self._gen.set_state(state["generator"])
+        if "c2c" in state:
+            self._gen_c2c.set_state(state["c2c"])
+            self._gen_levels.set_state(state["levels"])
+            self._pending_cycles = float(state.get("pending_cycles", 0.0))
+
+    COUNTS_READS = True
+
+    def use_numba(self, grad: torch.Tensor) -> bool:  # the float64 scalar buffers do not block the kernel
+        if self.backend == "torch":
+            return False
+        bad = [(n, t) for n, t in [("grad", grad), ("x1", self.x1), ("x2", self.x2), ("nu1", self.nu1)]
+               if t.device.type != "cpu" or t.dtype != torch.float32]
+        if bad and self.backend == "numba":
+            n, t = bad[0]
+            raise ValueError(f"MagnetoIonicPair: backend='numba' needs float32 state on the CPU; {n} is "
+                             f"{t.dtype} on {t.device} — use backend='torch'")
+        return not bad
+
+    # ---- physical units: pulses, time, energy ------------------------------------------------
+    def pulse_drive(self, grad: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """(g', Σ pulse amounts) of one update: the gradient whose pulses ``lr·|g'|·ν`` the kernel applies
+        — ``grad`` itself unless c2c (each amount × (1 + σ·z), clipped at 0) or finite levels (each
+        amount stochastically rounded to a multiple of ``pulse_quantum``) are on — and the total amount
+        applied (steps below ``min_dx`` are not applied)."""
+        p: MagnetoIonicParams = self.params
+        g = grad.to(device=self.x1.device, dtype=self.x1.dtype)
+        nu = torch.where(g < 0, self.nu1, self.nu2)
+        amt = g.abs() * float(p.lr) * nu
+        changed = False
+        if p.nonideal.c2c and p.pulse_c2c > 0:
+            z = torch.randn(self.shape, generator=self._gen_c2c).to(g.device)
+            amt = amt * (1.0 + p.pulse_c2c * z).clamp(min=0.0)
+            changed = True
+        if p.nonideal.finite_levels and p.pulse_quantum > 0:
+            u = torch.rand(self.shape, generator=self._gen_levels).to(g.device)
+            amt = torch.floor(amt / p.pulse_quantum + u) * p.pulse_quantum
+            changed = True
+        if changed:
+            den = float(p.lr) * nu
+            g = torch.where(den > 0, torch.sign(g) * amt / torch.where(den > 0, den, torch.ones_like(den)),
+                            torch.zeros_like(g))
+        applied = torch.where(amt >= p.min_dx, amt, torch.zeros_like(amt)) if p.min_dx > 0 else amt
+        return g.contiguous(), float(applied.double().sum())
+
+    def count_reads(self, inputs: torch.Tensor) -> None:
+        """Read energy of one crossbar product (both devices of each synapse read at V_read through
+        R_read for t_read; an input driven with amplitude u costs u² times that) + sense energy per
+        column per read cycle; the read cycles count as time of the next training update."""
+        p: MagnetoIonicParams = self.params
+        with torch.no_grad():
+            u = inputs.detach()
+            u = u.reshape(-1, u.shape[-1]) if len(self.shape) == 2 else u
+            if u.dim() < 2:
+                return
+            n = float(u.shape[0])
+            drive = float((u.double() ** 2).sum())
+            fan_out = float(self.shape[0]) * (float(self.shape[2] * self.shape[3]) if len(self.shape) == 4 else 1.0)
+            e = 2.0 * p.v_read ** 2 / p.r_read_ohm * p.t_read_ns * 1e-9 * drive * fan_out
+            self.energy_read_j += e + p.e_sense_pj * 1e-12 * float(self.shape[0]) * n
+            if self.training:
+                self._pending_cycles += n
+
+    def _max_amount(self, g: torch.Tensor) -> float:
+        """The largest pulse amount lr·|g|·ν of an update (its gate time in units of t_gate)."""
+        nu = torch.where(g < 0, self.nu1, self.nu2)
+        return float((g.abs() * float(self.params.lr) * nu).max())
+
+    def _account(self, applied: float, max_amt: float, refreshes: int) -> None:
+        """Time and pulse totals of one update: gate pulses of all devices in parallel, pulse-width
+        modulated (duration = the largest amount × t_gate), after the forward reads."""
+        p: MagnetoIonicParams = self.params
+        self.pulses_applied += applied + refreshes * p.x_max  # a refresh erases one device: x_max pulses
+        self.time_s += self._pending_cycles * p.t_read_ns * 1e-9 + max_amt * p.t_gate_s
+        self._pending_cycles = 0.0
+
+    def energy_j(self) -> dict[str, float]:
+        """Energy so far [J]: gate (C·V_g² per pulse; a refresh erases one device, x_max pulses — an
+        assumption), read; no write energy beyond the gate (the devices are written by gating)."""
+        p: MagnetoIonicParams = self.params
+        return {"write": 0.0, "read": float(self.energy_read_j),
+                "gate": float(self.pulses_applied) * p.gate_cap_f * p.gate_v ** 2}
+
+    def total_time_s(self) -> float:
+        return float(self.time_s)
 
     # ---- model --------------------------------------------------------------------------------
     def device_read(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -487,7 +601,7 @@ class MagnetoIonicPair(SynapseModel):
 
     def _compute_weight(self, sample: bool) -> torch.Tensor:
         p: MagnetoIonicParams = self.params
-        if p.read_noise > 0 and ((sample and p.forward_noise()) or (not sample and p.eval_noise)):
+        if self._read_noise_on() and ((sample and p.forward_noise()) or (not sample and p.eval_noise)):
             return self._noisy_read()
         f1, f2 = self.device_read()
         return (f2 - f1) * p.gain
@@ -496,7 +610,10 @@ class MagnetoIonicPair(SynapseModel):
         """True when the input-gradient product should use :meth:`backward_weight` (placement
         "backward" or "both", σ_r > 0, training mode or ``eval_noise``)."""
         p: MagnetoIonicParams = self.params
-        return p.backward_noise() and (self.training or p.eval_noise)
+        return self._read_noise_on() and p.backward_noise() and (self.training or p.eval_noise)
+
+    def _read_noise_on(self) -> bool:
+        return self.params.read_noise > 0 and self.params.nonideal.read_noise
 
     def backward_weight(self) -> torch.Tensor:
         """The weight of one backward product for ∂L/∂x (NDL:76-81): ``gain·(f(x₂) + ε₂ − f(x₁) − ε₁)``,
@@ -522,12 +639,16 @@ class MagnetoIonicPair(SynapseModel):
 
     def _update_torch(self, grad: torch.Tensor) -> None:
         p: MagnetoIonicParams = self.params
-        g = grad.to(device=self.x1.device, dtype=self.x1.dtype)
+        g, applied = self.pulse_drive(grad)
+        r0 = int(self.n_refresh.sum())
         mi_step_torch(g, self.x1, self.x2, self.nu1, self.nu2, self.n_pulse, self.n_refresh,
                       float(p.lr), float(p.min_dx), float(p.x_max), p.kind(), *p.coeffs())
+        self._account(applied, self._max_amount(g), int(self.n_refresh.sum()) - r0)
 
     def _update_numba(self, grad: torch.Tensor) -> None:
         p: MagnetoIonicParams = self.params
+        grad, applied = self.pulse_drive(grad)
+        r0 = int(self.n_refresh.sum())
         for name in ("x1", "x2", "nu1", "nu2", "n_pulse", "n_refresh"):
             t = getattr(self, name)
             if t.device.type != "cpu" or not t.is_contiguous():
@@ -539,6 +660,7 @@ class MagnetoIonicPair(SynapseModel):
              self.nu1.view(-1).numpy(), self.nu2.view(-1).numpy(),
              self.n_pulse.view(-1).numpy(), self.n_refresh.view(-1).numpy(),
              float(p.lr), float(p.min_dx), float(p.x_max), p.kind(), p0, p1, p2)
+        self._account(applied, self._max_amount(grad), int(self.n_refresh.sum()) - r0)
 
     def hidden(self) -> torch.Tensor:
         """(x₁ + x₂)/(2·x_max) ∈ [0, 1]: fraction of the pulse budget used since the last refresh."""

@@ -11,8 +11,11 @@ gate's ion budget moved to the free-layer interface); a simulated clock ``time_s
   ``Δ_AP = Δ·(1 − h)²``. A flip of the free layer does not move ions, so x is kept when s flips;
   ``on_flip = "reset"`` models a controller that reads the device after the pulse and gates x back
   to ``x_rest`` on a flip (one reverse gating event, energy counted).
-* **Write (Néel–Brown).** For ``g = ∂L/∂w ≠ 0`` the target is ``t = −sign(g)``; where ``s ≠ t`` a
-  voltage pulse of amplitude ``V = min(volt_per_grad·|g|, V_max)`` and width t_p (skipped below V_min)
+* **Write (Néel–Brown).** For ``g = ∂L/∂w ≠ 0`` (divided by its RMS over the array with
+  ``grad_norm = "rms"``) the target is ``t = −sign(g)``; where ``s ≠ t`` a voltage pulse of amplitude
+  ``V = min(volt_per_grad·|g|, V_max)`` (``write_drive = "linear"``; ``"calibrated"``: the V at which a
+  plastic nominal device switches with P = p_per_grad·|g|, :meth:`MetaplasticMTJ.kernel_grad`) and
+  width t_p (skipped below V_min)
   switches s with ``P_sw = 1 − exp(−t_p/τ)``, ``τ = τ₀·exp[Δ_s·(1 − V/V_c,dir)^b]`` (Brown, Phys. Rev.
   130, 1677 (1963); b = 1: Koch, Katine & Sun, PRL 92, 088302 (2004); b = 2: Sharrock, J. Appl.
   Phys. 76, 6413 (1994)); write error rate 1 − P_sw. ``V_c,dir = V_c,i·√a`` for P→AP and ``V_c,i/√a``
@@ -31,7 +34,10 @@ gate's ion budget moved to the free-layer interface); a simulated clock ``time_s
   [t_g,min, t_g,max]; none below t_g,min), with ``k(V_g, T) = k_ref·exp[(V_g − V_ref)/V_0]·
   exp[−(E_a/k_B)(1/T − 1/T_ref)]`` the ion-migration rate (k_nom: its value at V_g, 300 K, no spread).
   First-order saturating kinetics: ``x ← x + (1 − x)·(1 − exp(−k·ρ_i·ε·t_g))``, ρ_i the device's
-  rate factor (log-normal d2d), ε a log-normal cycle-to-cycle factor. At 300 K without spread this
+  rate factor (log-normal d2d), ε a log-normal cycle-to-cycle factor. ``gate_mode =
+  "bidirectional"``: where the gradient opposes the state, a reverse gate pulse of the same width
+  pulls ions back, ``x ← x·exp(−k·ρ_i·ε·t_g)`` (x then plays the role of |W_h| in Laborieux et
+  al. 2021: opposing gradients first erode the consolidation, then flip the free layer). At 300 K without spread this
   is ``x ← x + (1 − x)(1 − e^{−κ|g|})`` (≈ κ|g|(1 − x) for small steps). Finite levels: x is
   stochastically rounded to ``levels`` values after every step. Relaxation (``retention``): over
   time dt, ``x ← x_rest + (x − x_rest)·exp(−dt/τ_relax(T))``, τ_relax Arrhenius with the same E_a.
@@ -41,8 +47,10 @@ gate's ion budget moved to the free-layer interface); a simulated clock ``time_s
   ``eval_noise``).
 * **Time.** Every update advances ``time_s`` by its schedule: the read cycles of the forward passes
   since the last update (``count_reads``) × t_read, plus one write slot (t_p, or
-  verify_max·(t_p + t_read)) for every bit line (weight row) with a pulse, plus, for every row with
-  gating, its longest gate pulse (rows are written one after another, a row's devices in parallel).
+  verify_max·(t_p + t_read)) for every bit line (weight row) with a pulse (rows are written one after
+  another, a row's devices in parallel), plus the gating: the longest gate pulse of the array
+  (``gate_schedule = "array"``: every device has its own gate line, all pulsed at once) or the sum
+  over rows of each row's longest (``"row"``).
   ``step_time_s > 0`` replaces the schedule by a fixed clock.
 * **Energy [J].** Write: every attempted pulse ``V²/R_s(V)·t_p + E_driver`` (+ a verify read per
   pulse); read: ``V_read²·G_s·t_read`` per synapse read (an input row driven with amplitude |u|
@@ -98,6 +106,8 @@ class MTJParams:
     v_min: float = 0.25            # V
     volt_per_grad: float = 10.0    # V per unit |∂L/∂w| (per unit |∂L/∂w|/rms with grad_norm = "rms")
     grad_norm: str = "none"        # none | rms: the controller divides ∂L/∂w by its RMS over the array
+    write_drive: str = "linear"    # linear: V = min(volt_per_grad·|g|, V_max) | calibrated: P_sw(x=0) = p_per_grad·|g|
+    p_per_grad: float = 0.01       # calibrated drive: target switching probability of a plastic device per unit |g|
     b: float = 1.0                 # Néel–Brown exponent, 1 ≤ b ≤ 2
     write_scheme: str = "blind"    # blind | verify
     verify_max: int = 4            # pulses at most with "verify"
@@ -123,6 +133,8 @@ class MTJParams:
     gate_t_min_s: float = 1e-6     # shorter gate pulses are skipped, s
     gate_t_max_s: float = 1.0      # longest gate pulse, s
     gate_cap_f: float = 1e-16      # gate capacitance, F
+    gate_schedule: str = "array"   # array: all gates pulsed at once | row: one weight row after another
+    gate_mode: str = "agree"       # agree: gate up where ∂L/∂w agrees with s | bidirectional: also down where not
     kappa: float = 0.5             # ionic fraction per unit |∂L/∂w| (nominal rate; sets t_g)
     levels: int = 32               # finite_levels: distinct values of x (≥ 2)
     tau_relax_s: float = 1e4       # relaxation of x at zero gate voltage and 300 K, s (inf = none)
@@ -142,7 +154,9 @@ class MTJParams:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"MTJParams.{name} must be a bool, got {getattr(self, name)!r}")
         for name, options in (("ion", _IONS), ("write_scheme", _SCHEMES), ("on_flip", _ON_FLIP),
-                              ("grad_norm", _GRAD_NORMS)):
+                              ("grad_norm", _GRAD_NORMS), ("gate_schedule", ("array", "row")),
+                              ("gate_mode", ("agree", "bidirectional")),
+                              ("write_drive", ("linear", "calibrated"))):
             if getattr(self, name) not in options:
                 raise ValueError(f"MTJParams.{name} must be one of {options}, got {getattr(self, name)!r}")
         for name in ("verify_max", "levels"):
@@ -169,6 +183,7 @@ class MTJParams:
         check_range(self, "v_min", 0.0, self.v_max)
         check_range(self, "volt_per_grad", 0.0, 1e12)
         check_range(self, "b", 1.0, 2.0)
+        check_range(self, "p_per_grad", 0.0, 1e6)
         check_range(self, "e_driver_pj", 0.0, 1e6)
         check_range(self, "r_p_ohm", 0.0, 1e12, lo_open=True)
         check_range(self, "tmr", 0.0, 1e3, lo_open=True)
@@ -306,8 +321,8 @@ def _mtj_loop(mode, g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gat
         n_pulse[i] += att
         n_switch[i] += np.int32(flip)
         c = cg[i]
-        gated = c > zero
-        xa = xi + c * (one - xi)
+        gated = c != zero
+        xa = xi + c * ((one - xi) if c > zero else xi)
         rst = reset & flip_p
         xa = xrest if rst else xa
         n_gate[i] += np.int32(gated) + np.int32(rst)
@@ -399,8 +414,8 @@ def mtj_step_torch(g: torch.Tensor, gum: torch.Tensor, cg: torch.Tensor, vcj: to
     energy.add_(att.to(dt) * e_one)
     n_pulse.add_(att)
     n_switch.add_(flip.to(n_switch.dtype))
-    gated = cg > 0
-    xa = x + cg * (one - x)
+    gated = cg != 0
+    xa = x + cg * torch.where(cg > 0, one - x, x)
     rst = flip_p if sc[_RESET] > 0 else torch.zeros_like(flip_p)
     xrest = f(sc[_XREST])
     xa = torch.where(rst, xrest, xa)
@@ -540,26 +555,50 @@ class MetaplasticMTJ(SynapseModel):
                 self._pending_cycles += n_cycles
 
     # ---- one update ----------------------------------------------------------------------------
-    def _schedule(self, g: torch.Tensor, t_gate: torch.Tensor) -> float:
-        """Simulated duration of this update [s] (module docstring, "Time")."""
+    def _schedule(self, g: torch.Tensor, t_gate: torch.Tensor, v_per_g: float) -> float:
+        """Simulated duration of this update [s] (module docstring, "Time"); ``g`` the kernel's drive."""
         p: MTJParams = self.params
         if p.step_time_s > 0:
             return float(p.step_time_s)
         t = torch.where(g > 0, -1, 1).to(self.s.dtype)
-        v = torch.clamp(g.abs() * p.volt_per_grad, max=p.v_max)
+        v = torch.clamp(g.abs() * v_per_g, max=p.v_max)
         pulse = (g != 0) & (self.s != t) & (v >= p.v_min)
         rows = pulse.reshape(self.shape[0], -1).any(1)
         slot = p.t_pulse_ns * 1e-9 if p.write_scheme == "blind" else p.verify_max * (p.t_pulse_ns + p.t_read_ns) * 1e-9
-        gate_rows = t_gate.reshape(self.shape[0], -1).amax(1)
-        return (self._pending_cycles * p.t_read_ns * 1e-9 + float(rows.sum()) * slot
-                + float(gate_rows.double().sum()))
+        if p.gate_schedule == "row":
+            t_g = float(t_gate.reshape(self.shape[0], -1).amax(1).double().sum())
+        else:
+            t_g = float(t_gate.max()) if t_gate.numel() else 0.0
+        return self._pending_cycles * p.t_read_ns * 1e-9 + float(rows.sum()) * slot + t_g
 
-    def step_inputs(self, grad: torch.Tensor) -> tuple[list[torch.Tensor], np.ndarray, np.ndarray, float]:
+    def kernel_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """(g_k, v_per_g): the kernel applies V = min(v_per_g·|g_k|, V_max) toward −sign(g_k). Linear drive:
+        (g, volt_per_grad). Calibrated drive: the controller inverts the nominal switching curve of a
+        plastic device (x = 0, no spread) so that P_sw = min(p_per_grad·|g|, P_sw(V_max)):
+        r = [ln(t_p/τ₀) − ln(−ln(1 − P))]/Δ(0), V = V_c·(1 − r^{1/b}); g_k = sign(g)·V, v_per_g = 1
+        (V = 0 where P = 0: no pulse)."""
+        p: MTJParams = self.params
+        if p.write_drive == "linear":
+            return g, float(p.volt_per_grad)
+        P = (p.p_per_grad * g.double().abs()).clamp(max=1.0 - 1e-12)
+        d0 = float(barrier(0.0, p))
+        lnr = math.log(p.t_pulse_ns / p.tau0_ns)
+        hz = -torch.log1p(-P)                       # −ln(1 − P) = t_p/τ
+        r = ((lnr - torch.log(hz.clamp(min=1e-300))) / d0).clamp(0.0, 1.0)
+        v = (p.v_c * (1.0 - r ** (1.0 / p.b))).clamp(max=p.v_max)
+        v = torch.where(P > 0, v, torch.zeros_like(v))
+        return (torch.sign(g.double()) * v).to(g.dtype), 1.0
+
+    def step_inputs(self, grad: torch.Tensor, gk: torch.Tensor | None = None,
+                    v_per_g: float | None = None) -> tuple[list[torch.Tensor], np.ndarray, np.ndarray, float]:
         """The per-step draws and scalars of one update: ([gum, cg, vcj, u], sc, lnk, dt). Shared by both
-        backends, so they take identical decisions."""
+        backends, so they take identical decisions. ``grad``: the (normalised) gradient, which sets the
+        gating; ``gk``/``v_per_g``: the kernel's write drive (default :meth:`kernel_grad`)."""
         p: MTJParams = self.params
         dev = self.x.device
         g = grad.to(device=dev, dtype=self.x.dtype)
+        if gk is None:
+            gk, v_per_g = self.kernel_grad(g)
         u64 = torch.rand(self.shape, generator=self._gens["switch"], dtype=torch.float64)
         gum = (-torch.log(-torch.log(u64))).float().to(dev)
         c2c = p.on("c2c")
@@ -572,17 +611,21 @@ class MetaplasticMTJ(SynapseModel):
         agree = (g != 0) & (self.s == t)
         k_nom = p.gate_rate(T_REF_K)
         t_g = (p.kappa * g.double().abs() / k_nom)
-        gated = agree & (t_g >= p.gate_t_min_s) & (t_g > 0)
+        drive = agree | (g != 0) if p.gate_mode == "bidirectional" else agree
+        gated = drive & (t_g >= p.gate_t_min_s) & (t_g > 0)
         t_g = torch.where(gated, torch.clamp(t_g, max=p.gate_t_max_s), torch.zeros_like(t_g))
         k = p.gate_rate() * self.rate_factor.double()
         if c2c and p.gate_c2c > 0:
             k = k * torch.exp(p.gate_c2c * torch.randn(self.shape, generator=self._gens["c2c"],
                                                         dtype=torch.float64).to(dev))
-        cg = torch.where(gated, -torch.expm1(-k * t_g), torch.zeros_like(t_g)).to(self.x.dtype)
+        cg = torch.where(gated, -torch.expm1(-k * t_g), torch.zeros_like(t_g))
+        if p.gate_mode == "bidirectional":  # a reverse gate pulse where the gradient opposes the state
+            cg = torch.where(agree, cg, -cg)
+        cg = cg.to(self.x.dtype)
         levels = p.on("finite_levels")
         u = (torch.rand(self.shape, generator=self._gens["finite_levels"]).to(dev) if levels
              else torch.zeros(self.shape, device=dev))
-        dt = self._schedule(g, t_g)
+        dt = self._schedule(gk, t_g, v_per_g)
         retention = p.on("retention")
         asym = p.on("asymmetry")
         h = p.delta_asym if asym else 0.0
@@ -595,7 +638,7 @@ class MetaplasticMTJ(SynapseModel):
         sc[_LNR] = math.log(p.t_pulse_ns / p.tau0_ns)
         sc[_THERMAL] = 1.0 if retention and dt > 0 else 0.0
         sc[_LNDT] = math.log(dt * 1e9 / p.tau0_ns) if dt > 0 else 0.0
-        sc[_VMAX], sc[_VMIN], sc[_VPG], sc[_B] = p.v_max, p.v_min, p.volt_per_grad, p.b
+        sc[_VMAX], sc[_VMIN], sc[_VPG], sc[_B] = p.v_max, p.v_min, v_per_g, p.b
         sc[_EP] = p.t_pulse_ns * 1e3 / p.r_p_ohm       # pJ/V²: V²/R·t_p with t_p in ns → pJ·1e-3·1e3
         sc[_TPR], sc[_TMR], sc[_IVH2] = p.t_pulse_ns * 1e3 / p.r_p_ohm, p.tmr, 1.0 / p.v_half ** 2
         sc[_EDRV] = p.e_driver_pj
@@ -625,26 +668,27 @@ class MetaplasticMTJ(SynapseModel):
         g = grad.to(device=self.x.device, dtype=self.x.dtype)
         if self.params.grad_norm == "rms":
             rms = g.double().pow(2).mean().sqrt()
-            g = g / rms.to(g.dtype) if float(rms) > 0 else g
+            g = (g.double() / rms).to(g.dtype) if float(rms) > 0 else g  # float64: a float32 rms may underflow to 0
         return g.contiguous()
 
     def _update_torch(self, grad: torch.Tensor) -> None:
         grad = self.drive(grad)
-        arrays, sc, lnk, dt = self.step_inputs(grad)
-        g = grad.to(device=self.x.device, dtype=self.x.dtype)
-        mtj_step_torch(g, *arrays, *(getattr(self, n) for n in self._STATE), sc, lnk)
+        gk, vpg = self.kernel_grad(grad)
+        arrays, sc, lnk, dt = self.step_inputs(grad, gk, vpg)
+        mtj_step_torch(gk, *arrays, *(getattr(self, n) for n in self._STATE), sc, lnk)
         self._after_step(dt)
 
     def _update_numba(self, grad: torch.Tensor) -> None:
         grad = self.drive(grad)
-        arrays, sc, lnk, dt = self.step_inputs(grad)
+        gk, vpg = self.kernel_grad(grad)
+        arrays, sc, lnk, dt = self.step_inputs(grad, gk, vpg)
         for name in self._STATE:
             t = getattr(self, name)
             if t.device.type != "cpu" or not t.is_contiguous():
                 raise ValueError(f"MetaplasticMTJ: numba backend needs contiguous CPU state, "
                                  f"buffer {name} is on {t.device} (contiguous={t.is_contiguous()})")
         kern = mtj_kernel_parallel if self.parallel else mtj_kernel
-        kern(grad.reshape(-1).numpy(), *(a.contiguous().view(-1).numpy() for a in arrays),
+        kern(gk.contiguous().reshape(-1).numpy(), *(a.contiguous().view(-1).numpy() for a in arrays),
              *(getattr(self, n).view(-1).numpy() for n in self._STATE), sc, lnk)
         self._after_step(dt)
 
@@ -698,8 +742,9 @@ class MetaplasticMTJ(SynapseModel):
         """P_sw each synapse would have for a write pulse driven by ``grad`` (nominal, no c2c; 0 where
         no pulse)."""
         p: MTJParams = self.params
-        g = self.drive(grad).double()
-        v = torch.clamp(g.abs() * p.volt_per_grad, max=p.v_max)
+        gk, vpg = self.kernel_grad(self.drive(grad))
+        g = gk.double()
+        v = torch.clamp(g.abs() * vpg, max=p.v_max)
         pulse = (g != 0) & (self.s.double() != -torch.sign(g)) & (v >= p.v_min)
         asym = p.on("asymmetry")
         h, a = (p.delta_asym, p.vc_asym) if asym else (0.0, 1.0)
