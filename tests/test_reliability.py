@@ -143,7 +143,7 @@ def test_infinite_parameter_is_refused_naming_the_key(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "synapse_params" in err and "lr" in err and "inf" in err
     from metaspin_snn.synapses.mtj import MTJParams
-    assert MTJParams(tau_ret=float("inf")).tau_ret == float("inf")        # "inf = none" is allowed where it means so
+    assert MTJParams(tau_relax_s=float("inf")).tau_relax_s == float("inf")  # "inf = none" is allowed where it means so
 
 
 def test_nan_in_layer_1_changes_no_state():

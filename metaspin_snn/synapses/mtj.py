@@ -19,7 +19,10 @@ gate's ion budget moved to the free-layer interface); a simulated clock ``time_s
   switches s with ``P_sw = 1 − exp(−t_p/τ)``, ``τ = τ₀·exp[Δ_s·(1 − V/V_c,dir)^b]`` (Brown, Phys. Rev.
   130, 1677 (1963); b = 1: Koch, Katine & Sun, PRL 92, 088302 (2004); b = 2: Sharrock, J. Appl.
   Phys. 76, 6413 (1994)); write error rate 1 − P_sw. ``V_c,dir = V_c,i·√a`` for P→AP and ``V_c,i/√a``
-  for AP→P (a = ``vc_asym``), times ``1 + σ_c2c·z`` per pulse. ``write_scheme = "verify"``: up to
+  for AP→P (a = ``vc_asym``), times ``1 + σ_c2c·z`` per pulse. ``polarity_drive`` (default, as
+  STT-MRAM write drivers do): the pulse amplitude is scaled the same way, √a·V for P→AP and V/√a
+  for AP→P (so the nominal switching probability is the same in both directions; the energy and
+  the barrier asymmetry remain). ``write_scheme = "verify"``: up to
   ``verify_max`` pulses, each followed by a read, until the device has switched (K pulses have the
   hazard K·t_p/τ). The decision uses a standard-Gumbel draw G: switched within k pulses ⇔
   ``Δ_s·r^b < ln(k·t_p/τ₀) + G``, r = max(1 − V/V_c,dir, 0), which has probability
@@ -110,6 +113,7 @@ class MTJParams:
     p_per_grad: float = 0.01       # calibrated drive: target switching probability of a plastic device per unit |g|
     b: float = 1.0                 # Néel–Brown exponent, 1 ≤ b ≤ 2
     write_scheme: str = "blind"    # blind | verify
+    polarity_drive: bool = True    # the driver scales V by √a for P→AP and 1/√a for AP→P (asymmetry)
     verify_max: int = 4            # pulses at most with "verify"
     e_driver_pj: float = 0.0       # peripheral write-driver energy per pulse, pJ
     # resistance and read
@@ -150,7 +154,7 @@ class MTJParams:
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"MTJParams.seed must be an int in [0, inf), got {self.seed!r}")
-        for name in ("eval_noise",):
+        for name in ("eval_noise", "polarity_drive"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"MTJParams.{name} must be a bool, got {getattr(self, name)!r}")
         for name, options in (("ion", _IONS), ("write_scheme", _SCHEMES), ("on_flip", _ON_FLIP),
@@ -269,7 +273,7 @@ _JIT = dict(cache=True, error_model="numpy")  # no fastmath: bit-equality with t
 _BLOCK = 16384
 # scalar slots of the kernel's float64 argument array
 (_DMIN, _DRANGE, _TSC, _HP, _HA, _VCP, _VCA, _LNR, _LNDT, _VMAX, _VMIN, _VPG, _B, _EP, _TPR, _TMR, _IVH2,
- _EDRV, _EVRP, _EVRA, _KEEP, _XREST, _LEVELS, _THERMAL, _RELAX, _RESET, _VERIFY, _NSC) = range(28)
+ _EDRV, _EVRP, _EVRA, _KEEP, _XREST, _LEVELS, _THERMAL, _RELAX, _RESET, _VERIFY, _VDP, _VDA, _NSC) = range(30)
 
 
 @numba.njit(**_JIT)
@@ -284,6 +288,7 @@ def _mtj_loop(mode, g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gat
     ep, tpr, tmr, ivh2, edrv = f(sc[_EP]), f(sc[_TPR]), f(sc[_TMR]), f(sc[_IVH2]), f(sc[_EDRV])
     evrp, evra, keep, xrest, lv = f(sc[_EVRP]), f(sc[_EVRA]), f(sc[_KEEP]), f(sc[_XREST]), f(sc[_LEVELS])
     thermal, relax, reset, verify = sc[_THERMAL] > 0, sc[_RELAX] > 0, sc[_RESET] > 0, sc[_VERIFY] > 0
+    vdp, vda = f(sc[_VDP]), f(sc[_VDA])
     kmax = lnk.size
     lnK = f(lnk[kmax - 1])
     lv1 = lv - one
@@ -294,8 +299,9 @@ def _mtj_loop(mode, g, gum, cg, vcj, u, s, x, dfac, vc, n_pulse, n_switch, n_gat
         p_state = si > 0
         t = np.int8(-1) if gi > 0 else np.int8(1)
         nz = gi != 0
-        v = min(vpg * abs(gi), vmax)
-        pulse = nz & (si != t) & (v >= vmin)
+        v0 = min(vpg * abs(gi), vmax)
+        pulse = nz & (si != t) & (v0 >= vmin)
+        v = v0 * (vdp if p_state else vda)
         vcd = vc[i] * (vcp if p_state else vca) * vcj[i]
         r = max(one - v / vcd, zero)
         if mode == 1:
@@ -390,8 +396,9 @@ def mtj_step_torch(g: torch.Tensor, gum: torch.Tensor, cg: torch.Tensor, vcj: to
     p_state = s > 0
     t = torch.where(g > 0, -1, 1).to(s.dtype)
     nz = g != 0
-    v = torch.clamp(g.abs() * f(sc[_VPG]), max=float(f(sc[_VMAX])))
-    pulse = nz & (s != t) & (v >= f(sc[_VMIN]))
+    v0 = torch.clamp(g.abs() * f(sc[_VPG]), max=float(f(sc[_VMAX])))
+    pulse = nz & (s != t) & (v0 >= f(sc[_VMIN]))
+    v = v0 * torch.where(p_state, f(sc[_VDP]), f(sc[_VDA]))
     vcd = vc * torch.where(p_state, f(sc[_VCP]), f(sc[_VCA])) * vcj
     r = torch.clamp(one - v / vcd, min=0.0)
     b = float(sc[_B])
@@ -635,6 +642,8 @@ class MetaplasticMTJ(SynapseModel):
         sc[_DMIN], sc[_DRANGE], sc[_TSC] = p.delta_min, p.delta_max - p.delta_min, p.tscale
         sc[_HP], sc[_HA] = (1.0 + h) ** 2, (1.0 - h) ** 2
         sc[_VCP], sc[_VCA] = math.sqrt(a), 1.0 / math.sqrt(a)
+        comp = p.polarity_drive and a != 1.0  # the driver scales each polarity by its critical voltage
+        sc[_VDP], sc[_VDA] = (math.sqrt(a), 1.0 / math.sqrt(a)) if comp else (1.0, 1.0)
         sc[_LNR] = math.log(p.t_pulse_ns / p.tau0_ns)
         sc[_THERMAL] = 1.0 if retention and dt > 0 else 0.0
         sc[_LNDT] = math.log(dt * 1e9 / p.tau0_ns) if dt > 0 else 0.0
@@ -751,6 +760,8 @@ class MetaplasticMTJ(SynapseModel):
         pst = self.s > 0
         dstate = barrier(self.x.double(), p, self.delta_factor.double()) * torch.where(pst, (1 + h) ** 2, (1 - h) ** 2)
         vcd = self.v_c.double() * torch.where(pst, math.sqrt(a), 1 / math.sqrt(a))
+        if p.polarity_drive and a != 1.0:
+            v = v * torch.where(pst, math.sqrt(a), 1 / math.sqrt(a))
         k = p.verify_max if p.write_scheme == "verify" else 1
         psw = switch_probability(dstate, v, vcd, p, pulses=k)
         return torch.where(pulse, psw, torch.zeros_like(psw))

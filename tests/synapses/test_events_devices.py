@@ -70,17 +70,17 @@ def _row_events(T, n_post, n_pre, rows):
 
 def test_mtj_pulses_only_at_event_rows():
     n_post, n_pre, T = 6, 10, 12
-    m = MetaplasticMTJ((n_post, n_pre), MTJParams(seed=3, tau_ret=math.inf))
+    m = MetaplasticMTJ((n_post, n_pre), MTJParams(seed=3, tau_relax_s=math.inf))
     s0 = m.s.clone()
     pre, post = _row_events(T, n_post, n_pre, [1, 4])
     L = torch.ones(T, n_post)  # positive error → target state −1
     spike_triggered_writes(m, pre, post, L, tau_pre=5.0, gain=1.0)
     touched = torch.zeros(n_post, dtype=torch.bool); touched[[1, 4]] = True
-    assert (m.n_pulse[~touched] == 0).all() and (m.n_consolidate[~touched] == 0).all()
+    assert (m.n_pulse[~touched] == 0).all() and (m.n_gate[~touched] == 0).all()
     assert torch.equal(m.s[~touched], s0[~touched])
     # in the touched rows: devices at −1 consolidate, devices at +1 get exactly one pulse
     assert torch.equal(m.n_pulse[touched] == 1, s0[touched] == 1)
-    assert torch.equal(m.n_consolidate[touched] == 1, s0[touched] == -1)
+    assert torch.equal(m.n_gate[touched] == 1, s0[touched] == -1)
     assert (m.x[touched][s0[touched] == -1] > 0).all()
     assert (m.s[touched] <= s0[touched]).all()  # switches only toward −1
 
