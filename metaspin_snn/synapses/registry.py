@@ -289,14 +289,16 @@ def default_synapse_params(name: str, n_train: int, batch_size: int) -> dict[str
     """Per-model settings that depend on the data or on this library's spiking networks, applied
     unless a config sets them: BayesBiNN's N = training-set size (its ``train_set_size``); pulse
     scales of the device models for a mean-reduced cross-entropy through a spiking MLP (magneto-ionic
-    ``lr`` in pulses per unit gradient, results/README.md; MTJ: RMS-normalised drive, ``volt_per_grad``
-    and κ per unit normalised gradient, chosen on the validation split in results/devices/README.md). MESU and BayesBiNN otherwise keep their
+    ``lr`` in pulses per unit gradient, results/README.md; MTJ: RMS-normalised, calibrated write drive
+    P_sw = p_per_grad·|g| for a plastic device, bidirectional gating with κ per unit normalised
+    gradient, chosen on the validation split in results/devices/README.md). MESU and BayesBiNN otherwise keep their
     authors' defaults (MESU's lr 1 with the summed loss of its ``PROTOCOL``). User models: their
     class attribute ``DATA_DEFAULTS(n_train, batch_size) -> dict`` if they define one."""
     if name == "bayesbinn":
         return {"n_data": float(n_train)}
     if name == "mtj":  # the controller normalises ∂L/∂w by its RMS (results/devices/README.md: the sweep)
-        return {"grad_norm": "rms", "volt_per_grad": 0.1, "kappa": 0.02, "gate_mode": "bidirectional"}
+        return {"grad_norm": "rms", "write_drive": "calibrated", "p_per_grad": 0.04, "kappa": 0.02,
+                "gate_mode": "bidirectional"}
     if name == "magnetoionic":
         return {"lr": 100.0}
     if name != REAL and name not in _BUILTIN:

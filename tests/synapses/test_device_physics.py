@@ -511,3 +511,48 @@ def test_time_schedule(backend):
     assert f.time_s.item() == T
     f.update(torch.zeros(R, C))
     assert f.time_s.item() == 2 * T
+
+
+# ---- controller drives: RMS normalisation, calibrated write, bidirectional gating ---------------------
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_calibrated_drive_switches_plastic_devices_with_the_target_probability(backend):
+    """write_drive = "calibrated": a plastic nominal device (x = 0) pushed by |g| switches with
+    P = p_per_grad·|g| (below P_sw(V_max)); the same pulse on a consolidated device (x = 1) with the
+    closed form at Δ_max: 1 − exp(−t_p/τ₀·exp(−Δ_max·r)), r from P at Δ_min."""
+    n, pg, g = N // 2, 0.04, 5.0
+    m = mtj((2 * n,), backend, write_drive="calibrated", p_per_grad=pg, nonideal=NonIdeal.ideal(), seed=21)
+    m.s.fill_(1)
+    m.x[n:] = 1.0
+    m.update(torch.full((2 * n,), g))
+    P0 = pg * g
+    within_5_sigma((m.s[:n] == -1).double().mean().item(), P0, n)
+    r = (math.log(10.0) - math.log(-math.log(1 - P0))) / 30.0       # Δ_min·r = ln(t_p/τ₀) − ln(−ln(1 − P))
+    P1 = 1 - math.exp(-10.0 * math.exp(-80.0 * r))
+    within_5_sigma((m.s[n:] == -1).double().mean().item(), P1, n)
+    assert P1 < P0 / 100                                              # metaplasticity survives the drive
+    # the applied voltage is the inverse of the switching curve: V = V_c(1 − r), below V_max
+    gk, vpg = m.kernel_grad(torch.tensor([g, -g, 0.0]))
+    assert vpg == 1.0 and gk.tolist() == pytest.approx([0.5 * (1 - r), -0.5 * (1 - r), 0.0], rel=1e-5)
+
+
+def test_rms_drive_divides_by_the_array_rms():
+    m = mtj((4,), grad_norm="rms", nonideal=NonIdeal.ideal())
+    g = torch.tensor([1.0, -2.0, 0.0, 2.0])
+    assert m.drive(g).tolist() == pytest.approx((g / math.sqrt(9 / 4)).tolist(), rel=1e-6)
+    assert torch.equal(mtj((4,)).drive(g), g)                        # default: the gradient itself
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_bidirectional_gating_depletes_opposed_devices(backend):
+    """gate_mode = "bidirectional": agreeing |g| raises x by (1 − x)(1 − e^{−κ|g|}), opposing |g|
+    lowers it to x·e^{−κ|g|} (ideal device at 300 K); "agree" leaves opposed devices' x alone."""
+    kappa, g = 0.4, 0.5
+    for mode, down in (("bidirectional", True), ("agree", False)):
+        m = mtj((2,), backend, gate_mode=mode, kappa=kappa, x_init=0.5, volt_per_grad=0.0,
+                nonideal=NonIdeal.ideal(), seed=3)
+        m.s.copy_(torch.tensor([1, 1], dtype=torch.int8))
+        m.update(torch.tensor([-g, g]))                               # first agrees (target +1), second opposes
+        c = 1 - math.exp(-kappa * g)
+        assert m.x[0].item() == pytest.approx(0.5 + 0.5 * c, rel=1e-6)
+        assert m.x[1].item() == pytest.approx(0.5 * math.exp(-kappa * g) if down else 0.5, rel=1e-6)
+        assert m.n_gate.tolist() == [1, 1 if down else 0]
