@@ -13,6 +13,7 @@ import torch
 from metaspin_snn.synapses import (MESU, BayesianBinary, BayesianBinaryParams, MESUParams, MetaplasticBinary,
                                    MetaplasticBinaryParams, MetaplasticMTJ, MTJParams)
 from metaspin_snn.synapses.bayesbinn import bernoulli_variance
+from metaspin_snn.synapses.devices import NONIDEAL_NAMES
 from metaspin_snn.synapses.mtj import switch_probability
 
 F64 = torch.float64
@@ -427,8 +428,9 @@ def test_3_4_explicit_step_overshoots_when_eta_sigma2_h_exceeds_2():
 # ---- §4 MetaplasticMTJ --------------------------------------------------------------------------------
 def mtj(n: int, **kw) -> MetaplasticMTJ:
     p = dict(delta_min=30.0, delta_max=80.0, delta_spread=0.0, tau0_ns=1.0, t_pulse_ns=10.0, v_c=0.5, v_c_spread=0.0,
-             v_max=0.6, v_min=0.0, volt_per_grad=10.0, b=1.0, kappa=0.0, tau_ret=math.inf, x_rest=0.0, x_init=0.0,
-             read_noise=0.0, seed=0)
+             v_max=0.6, v_min=0.0, volt_per_grad=10.0, b=1.0, kappa=0.0, tau_relax_s=math.inf, x_rest=0.0, x_init=0.0,
+             read_noise=0.0, gate_rate_spread=0.0, seed=0,
+             nonideal={**{k: False for k in NONIDEAL_NAMES}, "d2d": True})  # spreads as given
     p.update(kw)
     return MetaplasticMTJ((n,), MTJParams(**p), backend="torch")
 
@@ -497,8 +499,10 @@ def test_4_2_a_write_is_not_a_fresh_draw_it_depends_on_the_present_state():
     assert torch.all(m.s[:rep] == 1)
     frac = (m.s[rep:] == 1).double().mean().item()
     assert abs(frac - p) < 5 * math.sqrt(p * (1 - p) / rep) and 0.1 < p < 0.9
-    # consolidation only where the gradient agreed with the state: x ← x + min(κ|g|, 1)(1 − x)
-    torch.testing.assert_close(m.x[:rep], torch.full((rep,), 0.2 + kappa * v / 10.0 * 0.8), rtol=1e-6, atol=0.0)
+    # consolidation only where the gradient agreed with the state: x ← x + (1 − e^{−κ|g|})(1 − x)
+    # (first-order gate kinetics at 300 K; the pulse width is κ|g|/k)
+    torch.testing.assert_close(m.x[:rep], torch.full((rep,), 0.2 + -math.expm1(-kappa * v / 10.0) * 0.8),
+                               rtol=1e-6, atol=0.0)
     torch.testing.assert_close(m.x[rep:], torch.full((rep,), 0.2), rtol=0.0, atol=0.0)
     # below V_min there is no pulse at all
     m3 = mtj(rep, v_min=0.3, seed=19)
