@@ -97,7 +97,13 @@ class _SynapticBase(nn.Module):
 
     def effective_weight(self) -> torch.Tensor:
         """The weight actually applied, ``gain · W_eff``, detached — in eval mode the frozen weight
-        for export (mean / sign / noiseless read, as the synapse model defines for eval)."""
+        for export: the synapse model's ``programmed_weight()`` (mean / sign / the device state
+        without read noise)."""
+        syn = self.synapse
+        if syn is not None and not syn.training:
+            w = syn.programmed_weight()
+            g = self.gain
+            return (w if float(g) == 1.0 else w * g.to(w.dtype)).detach().clone()
         return self.scaled_weight().detach().clone()
 
 

@@ -162,6 +162,12 @@ class SynapseModel(nn.Module):
         ``NoisyDoubleLinear``) return one; the layer then calls ``backward_read_linear``/``_conv2d``."""
         return None
 
+    def programmed_weight(self) -> torch.Tensor:
+        """The weight a deployed copy of the trained synapses holds (export): the evaluation weight,
+        without read noise for device models (they override this)."""
+        with torch.no_grad():
+            return self._compute_weight(False)
+
     def draw_eval_sample(self) -> torch.Tensor:
         """Refresh ``weight`` with one draw of the synapse for a Monte-Carlo evaluation (runner key
         ``eval_samples``); deterministic models return their evaluation weight."""

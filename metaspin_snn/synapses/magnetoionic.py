@@ -606,6 +606,11 @@ class MagnetoIonicPair(SynapseModel):
         f1, f2 = self.device_read()
         return (f2 - f1) * p.gain
 
+    def programmed_weight(self) -> torch.Tensor:
+        """``gain·(f(x₂) − f(x₁))`` without read noise (export)."""
+        f1, f2 = self.device_read()
+        return (f2 - f1) * self.params.gain
+
     def backward_noise_active(self) -> bool:
         """True when the input-gradient product should use :meth:`backward_weight` (placement
         "backward" or "both", σ_r > 0, training mode or ``eval_noise``)."""

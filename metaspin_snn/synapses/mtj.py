@@ -532,6 +532,10 @@ class MetaplasticMTJ(SynapseModel):
             w = w + (p.read_noise / half) * gs * eps
         return w * p.scale
 
+    def programmed_weight(self) -> torch.Tensor:
+        """``scale·s``: the stored magnetisation states, without read noise (export)."""
+        return self.s.to(self.x.dtype) * self.params.scale
+
     def count_reads(self, inputs: torch.Tensor) -> None:
         """Charge the read energy of one crossbar product with ``inputs [N, fan_in]`` (linear) or
         ``[N, C, H, W]`` (conv, each input pixel driving every kernel position: boundaries ignored):

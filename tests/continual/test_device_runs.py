@@ -183,3 +183,16 @@ def test_magnetoionic_pair_energy_and_time():
 def test_readme_first_commands_and_cli_help_list_the_new_commands():
     out = subprocess.run([sys.executable, "-m", "metaspin_snn.cli", "--help"], capture_output=True, text=True).stdout
     assert "devices" in out and "retention" in out
+
+
+def test_export_reads_the_programmed_states_without_read_noise():
+    """A trained MTJ layer exports gain·scale·s exactly, although every evaluation read is noisy."""
+    from metaspin_snn.networks.layers import SynapticLinear
+    from metaspin_snn.synapses.registry import synapse_factory
+    lay = SynapticLinear(20, 7, synapse=synapse_factory("mtj", seed=4, read_noise=0.05))
+    lay.eval()
+    w = lay.effective_weight()
+    assert torch.equal(w, lay.synapse.s.float() * lay.gain)
+    y1, y2 = lay(torch.ones(1, 20)), lay(torch.ones(1, 20))
+    assert not torch.equal(y1, y2)                       # evaluation reads are noisy (fresh per forward)
+    assert torch.equal(lay.effective_weight(), w)        # the export weight is not
