@@ -67,12 +67,14 @@ def test_rate_loss_and_membrane_output_learn(mnist_small):
     _check_learned(losses, res, 0.6)  # measured here: 0.77
 
 
+from metaspin_snn.synapses.registry import default_synapse_params  # noqa: E402
+
 # Per-model settings for a 40-step CPU test (the models' defaults are tuned for long runs / devices).
 SYNAPSE_TEST_PARAMS = {
     "metaplastic": {},
     "mesu": {"lr_mu": 30.0, "lr_sigma": 30.0},
     "bayesbinn": {"lr": 1e-2, "n_data": 2000.0},
-    "mtj": {"volt_per_grad": 1e3, "kappa": 50.0},
+    "mtj": default_synapse_params("mtj", 2000, 50),  # the runner's controller defaults
     "magnetoionic": {"lr": 100.0},
 }
 
