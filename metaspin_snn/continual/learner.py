@@ -364,9 +364,10 @@ class Learner:
             t0 = time.perf_counter()
             evals, e_inf = [], None
             for j, t in enumerate(tasks):
+                e_before = device_energy(self.model) if j == i and en1 is not None else None
                 evals.append(self.evaluate_task(t))
-                if j == i and en1 is not None:  # read energy of one inference on this task
-                    e_inf = (device_energy(self.model)["read"] - en1["read"]) / max(evals[-1].n, 1)
+                if e_before is not None:  # read energy of one inference on this task
+                    e_inf = (device_energy(self.model)["read"] - e_before["read"]) / max(evals[-1].n, 1)
             t_eval = time.perf_counter() - t0
             res.matrix.append([float(e.accuracy) for e in evals])
             res.per_task.append({

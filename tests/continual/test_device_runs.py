@@ -37,6 +37,10 @@ def test_results_hold_energy_per_task_in_joules(mtj_run):
         # per training sample: the task's energy over its samples × epochs
         assert t["energy_per_sample_J"] == pytest.approx(sum(e.values()) / 100, rel=1e-9)
         assert t["device"]["time_s"] > 0                                       # simulated time advanced
+    # one inference costs about the same on each task (same network, same inputs' statistics): the
+    # evaluation of the other tasks is not charged to this one
+    inf = [t["inference_energy_J"]["read"] for t in r["per_task"]]
+    assert 0.7 < inf[1] / inf[0] < 1.4, inf
     assert "| task | write J | read J | gate J |" in (out / "report.md").read_text()
 
 
