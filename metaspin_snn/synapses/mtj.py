@@ -37,11 +37,11 @@ gate's ion budget moved to the free-layer interface); a simulated clock ``time_s
   [t_g,min, t_g,max]; none below t_g,min), with ``k(V_g, T) = k_ref·exp[(V_g − V_ref)/V_0]·
   exp[−(E_a/k_B)(1/T − 1/T_ref)]`` the ion-migration rate (k_nom: its value at V_g, 300 K, no spread).
   First-order saturating kinetics: ``x ← x + (1 − x)·(1 − exp(−k·ρ_i·ε·t_g))``, ρ_i the device's
-  rate factor (log-normal d2d), ε a log-normal cycle-to-cycle factor. ``gate_mode =
+  rate factor (log-normal d2d), ε a log-normal cycle-to-cycle factor. At 300 K without spread this
+  is ``x ← x + (1 − x)(1 − e^{−κ|g|})`` (≈ κ|g|(1 − x) for small steps). ``gate_mode =
   "bidirectional"``: where the gradient opposes the state, a reverse gate pulse of the same width
   pulls ions back, ``x ← x·exp(−k·ρ_i·ε·t_g)`` (x then plays the role of |W_h| in Laborieux et
-  al. 2021: opposing gradients first erode the consolidation, then flip the free layer). At 300 K without spread this
-  is ``x ← x + (1 − x)(1 − e^{−κ|g|})`` (≈ κ|g|(1 − x) for small steps). Finite levels: x is
+  al. 2021: opposing gradients first erode the consolidation, then flip the free layer). Finite levels: x is
   stochastically rounded to ``levels`` values after every step. Relaxation (``retention``): over
   time dt, ``x ← x_rest + (x − x_rest)·exp(−dt/τ_relax(T))``, τ_relax Arrhenius with the same E_a.
 * **Read.** Conductance ``G_s`` at read bias V_read (TMR(V) = TMR₀/(1 + (V/V_h)²)) with relative
@@ -66,8 +66,9 @@ the model is the ideal rule: nominal Δ(x), symmetric V_c, exact reads, no therm
 relaxation, continuous x.
 
 Defaults: the ``generic-o`` preset of :mod:`metaspin_snn.synapses.devices`, where each value's
-source or assumption is listed (``metaspin devices``). ``volt_per_grad`` and κ play the role of
-learning rates (scale them ∝ 1/typical |g|; the runner's defaults are in ``default_synapse_params``).
+source or assumption is listed (``metaspin devices``). ``volt_per_grad`` (or ``p_per_grad``) and κ
+play the role of learning rates; the runner's controller defaults for networks (RMS drive,
+calibrated write, bidirectional gating) are in ``registry.default_synapse_params``.
 """
 from __future__ import annotations
 
