@@ -231,7 +231,7 @@ class MTJParams:
                 * arrhenius(self.gate_ea_ev, t))
 
     def tau_relax(self) -> float:
-        """τ_relax(T) = τ_relax,300·exp[(E_a/k_B)(1/T − 1/T_ref)] [s]."""
+        """τ_relax(T) = τ_relax,300·exp[(E_a/k_B)(1/T − 1/T_ref)] (in s)."""
         return self.tau_relax_s / arrhenius(self.gate_ea_ev, self.temperature_k)
 
     @property
@@ -250,7 +250,7 @@ def barrier(x: torch.Tensor | float, p: MTJParams, factor: torch.Tensor | float 
 
 def neel_brown_tau(delta: torch.Tensor, v: torch.Tensor, v_c: torch.Tensor | float,
                    tau0_ns: float, b: float) -> torch.Tensor:
-    """τ = τ₀·exp[Δ·(1 − V/V_c)^b] [ns] for V < V_c, τ₀ for V ≥ V_c (float64)."""
+    """τ = τ₀·exp[Δ·(1 − V/V_c)^b] (in ns) for V < V_c, τ₀ for V ≥ V_c (float64)."""
     r = torch.clamp(1.0 - v.double() / v_c, min=0.0)
     return tau0_ns * torch.exp(delta.double() * r ** b)
 
