@@ -42,12 +42,45 @@ class DatasetError(RuntimeError):
     """A dataset file is missing or corrupt; the message names the file and what was expected."""
 
 
-def default_data_root() -> Path:
-    """``$METASPIN_DATA`` if set, else ``../shared/data`` beside the repository checkout."""
+def user_data_dir() -> Path:
+    """The per-user data directory (``platformdirs.user_data_dir("metaspin-snn")``; without
+    platformdirs the XDG rule ``$XDG_DATA_HOME/metaspin-snn`` or ``~/.local/share/metaspin-snn``)."""
+    try:
+        import platformdirs
+        return Path(platformdirs.user_data_dir("metaspin-snn"))
+    except ImportError:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "metaspin-snn"
+
+
+def _checkout_data() -> Path | None:
+    """``../shared/data`` beside the repository, when the package runs from a checkout that has it."""
+    repo = Path(__file__).resolve().parents[2]
+    shared = repo.parent / "shared" / "data"
+    return shared if (repo / "pyproject.toml").is_file() and shared.is_dir() else None
+
+
+def data_root_choice(root: str | Path | None = None) -> tuple[Path, str]:
+    """(data root, why): ``--data-root`` > ``$METASPIN_DATA`` > the per-user data directory when it
+    holds anything > the checkout's ``../shared/data`` > the (empty) per-user directory, where
+    ``metaspin data download`` puts files."""
+    if root is not None:
+        return Path(root), "--data-root"
     env = os.environ.get("METASPIN_DATA")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+        return Path(env), "$METASPIN_DATA"
+    user = user_data_dir()
+    if user.is_dir() and any(user.iterdir()):
+        return user, "the per-user data directory"
+    shared = _checkout_data()
+    if shared is not None:
+        return shared, "the checkout's ../shared/data"
+    return user, "the per-user data directory (empty: run `metaspin data download mnist`)"
+
+
+def default_data_root() -> Path:
+    """The data root when none is given (:func:`data_root_choice`)."""
+    return data_root_choice(None)[0]
 
 
 def resolve_root(root: str | Path | None) -> Path:
