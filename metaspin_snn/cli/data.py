@@ -14,7 +14,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     pc.add_argument("--data-root", type=Path, default=None,
                     help="default: $METASPIN_DATA, the per-user data directory, or the checkout's ../shared/data")
     pd = sub.add_parser("download", help="download datasets (pinned sha256, resumable, atomic)")
-    pd.add_argument("names", nargs="+", help="datasets to download (mnist)")
+    pd.add_argument("names", nargs="+", help="datasets to download (mnist, fashion-mnist, kmnist)")
     pd.add_argument("--root", type=Path, default=None, help="data root to download into (default: as `check`)")
     pd.add_argument("--mirror", default=None, help="base URL replacing the official ones")
 

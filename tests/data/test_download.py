@@ -143,3 +143,16 @@ def test_data_root_resolution_order(tmp_path, monkeypatch):
     shutil.rmtree(user)
     p, why = data_root_choice()
     assert p == user and "metaspin data download" in why           # an installed package, no data yet
+
+
+def test_pinned_checksums_cover_every_file_of_each_dataset():
+    """Four IDX files per dataset, each with a 64-hex sha256; MNIST's equal the reader's table (one
+    source of truth for what `data check` verifies)."""
+    from metaspin_snn.data.idx import MNIST_SHA256, SPLIT_FILES
+    want = {f + ".gz" for pair in SPLIT_FILES.values() for f in pair}
+    for name, ds in REMOTE.items():
+        assert set(ds.files) == want, name
+        assert all(len(h) == 64 and int(h, 16) >= 0 for h in ds.files.values())
+        assert ds.urls and all(u.endswith("/") for u in ds.urls)
+    assert all(MNIST_SHA256[k] == v for k, v in REMOTE["mnist"].files.items())
+    assert len({h for ds in REMOTE.values() for h in ds.files.values()}) == 12   # no copy-paste slip
