@@ -43,6 +43,7 @@ class RunConfig:
     stream: str = "pmnist"             # pmnist | split-mnist | sequence | rotated | stream | split-nmnist
     n_tasks: int = 5
     data_root: str | None = None
+    dataset: str = "mnist"             # pmnist | rotated | split-mnist: mnist, fashion-mnist, kmnist or an IDX directory
     sequence_dirs: tuple[str, ...] = ()
     identity_first: bool = True        # permuted MNIST: task 0 = unpermuted MNIST
     angles: tuple[float, ...] = ()
@@ -293,6 +294,14 @@ def _check_values(c: RunConfig) -> None:
         _positive(c, key, allow_none=True)
     if c.seed < 0:
         raise ValueError(f"config key 'seed': must be >= 0, got {c.seed}")
+    from ..data.idx import IMAGE_DATASETS
+    if c.dataset != "mnist":
+        if c.stream not in ("pmnist", "stream", "rotated", "split-mnist"):
+            raise ValueError(f"config key 'dataset': {c.dataset!r} applies to the image streams pmnist, rotated and "
+                             f"split-mnist, not to stream {c.stream!r}")
+        if c.dataset not in IMAGE_DATASETS and not ("/" in c.dataset or c.dataset.startswith(".")):
+            raise ValueError(f"config key 'dataset': must be one of {', '.join(IMAGE_DATASETS)} or a directory "
+                             f"path of IDX files, got {c.dataset!r}")
     if c.idle_s < 0:
         raise ValueError(f"config key 'idle_s': must be >= 0 seconds, got {c.idle_s}")
     if not c.hidden or any(h <= 0 for h in c.hidden):

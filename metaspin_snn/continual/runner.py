@@ -214,15 +214,15 @@ def _build_stream(config: RunConfig) -> list[Task]:
     c = config
     kw = dict(seed=c.seed, train_subset=c.train_subset, test_subset=c.test_subset)
     if c.stream == "pmnist":
-        return permuted_mnist(c.n_tasks, root=c.data_root, identity_first=c.identity_first, **kw)
+        return permuted_mnist(c.n_tasks, root=c.data_root, identity_first=c.identity_first, dataset=c.dataset, **kw)
     if c.stream == "stream":
         kw["train_subset"] = c.train_subset or STREAM_DEFAULT_SUBSET
-        return permuted_mnist(c.n_tasks, root=c.data_root, identity_first=c.identity_first, **kw)
+        return permuted_mnist(c.n_tasks, root=c.data_root, identity_first=c.identity_first, dataset=c.dataset, **kw)
     if c.stream == "rotated":
-        return rotated_mnist(c.n_tasks, root=c.data_root, angles=list(c.angles) or None,
+        return rotated_mnist(c.n_tasks, root=c.data_root, dataset=c.dataset, angles=list(c.angles) or None,
                              max_angle=c.max_angle, **kw)
     if c.stream == "split-mnist":
-        return split_mnist(root=c.data_root, classes_per_task=c.classes_per_task,
+        return split_mnist(root=c.data_root, dataset=c.dataset, classes_per_task=c.classes_per_task,
                            shuffle_classes=c.shuffle_classes, **kw)
     if c.stream == "split-nmnist":
         return split_nmnist(root=c.data_root, classes_per_task=c.classes_per_task,

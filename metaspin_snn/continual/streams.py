@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..data import encoding as enc
 from ..data import load_idx_dataset, load_mnist, load_nmnist
+from ..data.idx import dataset_label, load_image_dataset
 
 InputKind = Literal["image", "events"]
 
@@ -214,10 +215,16 @@ def _check_n(n_tasks: int) -> None:
         raise ValueError(f"n_tasks must be a positive int, got {n_tasks!r}")
 
 
+def _named(names: list[str], stem: str, dataset: str) -> list[str]:
+    """Task names of a stream on another dataset than MNIST: "pmnist-3" → "pfashion-mnist-3"."""
+    return names if dataset == "mnist" else [n.replace(stem, stem.replace("mnist", dataset_label(dataset)), 1)
+                                             for n in names]
+
+
 def _transformed_mnist(transforms: list[Transform], names: list[str], *, seed: int,
                        root: str | Path | None, train_subset: int | None,
-                       test_subset: int | None, meta: list[dict]) -> list[Task]:
-    tr, te = load_mnist(root, "train"), load_mnist(root, "test")
+                       test_subset: int | None, meta: list[dict], dataset: str = "mnist") -> list[Task]:
+    tr, te = load_image_dataset(dataset, root, "train"), load_image_dataset(dataset, root, "test")
     classes = tuple(range(10))
     tasks = []
     for k, (t, name) in enumerate(zip(transforms, names)):
@@ -232,11 +239,12 @@ def _transformed_mnist(transforms: list[Transform], names: list[str], *, seed: i
 # ---- streams ---------------------------------------------------------------------------------
 def permuted_mnist(n_tasks: int, *, seed: int = 0, root: str | Path | None = None,
                    identity_first: bool = True, train_subset: int | None = None,
-                   test_subset: int | None = None) -> list[Task]:
+                   test_subset: int | None = None, dataset: str = "mnist") -> list[Task]:
     """Permuted MNIST: task k applies a fixed random pixel permutation drawn from ``seed``.
     With ``identity_first`` task 0 is plain MNIST (Laborieux et al. 2021 train on MNIST first);
     otherwise every task, task 0 included, is a random permutation. ``*_subset`` draws a seeded
-    subset per task (different samples per task)."""
+    subset per task (different samples per task). ``dataset``: any 28×28 MNIST-format dataset
+    (``load_image_dataset``: "fashion-mnist", "kmnist" or a directory); tasks are then named after it."""
     _check_n(n_tasks)
     perms = []
     for k in range(n_tasks):
@@ -245,13 +253,15 @@ def permuted_mnist(n_tasks: int, *, seed: int = 0, root: str | Path | None = Non
         else:
             perms.append(Permutation(torch.randperm(784, generator=_gen(seed, k))))
     names = [f"pmnist-{k}" + (" (identity)" if k == 0 and identity_first else "") for k in range(n_tasks)]
-    return _transformed_mnist(perms, names, seed=seed, root=root, train_subset=train_subset,
-                              test_subset=test_subset, meta=[{"transform": p.describe()} for p in perms])
+    return _transformed_mnist(perms, _named(names, "pmnist", dataset), seed=seed, root=root,
+                              train_subset=train_subset, test_subset=test_subset,
+                              meta=[{"transform": p.describe()} for p in perms], dataset=dataset)
 
 
 def rotated_mnist(n_tasks: int, *, seed: int = 0, root: str | Path | None = None,
                   angles: Sequence[float] | None = None, max_angle: float = 180.0,
-                  train_subset: int | None = None, test_subset: int | None = None) -> list[Task]:
+                  train_subset: int | None = None, test_subset: int | None = None,
+                  dataset: str = "mnist") -> list[Task]:
     """Rotated MNIST: task k rotates every image by ``angles[k]`` degrees (default evenly spaced
     ``k·max_angle/n_tasks``, so task 0 is unrotated)."""
     _check_n(n_tasks)
@@ -260,9 +270,12 @@ def rotated_mnist(n_tasks: int, *, seed: int = 0, root: str | Path | None = None
     if len(angles) != n_tasks:
         raise ValueError(f"angles: {len(angles)} given for {n_tasks} tasks")
     rots = [Rotation(float(a)) for a in angles]
-    return _transformed_mnist(rots, [f"rotated-{a:g}" for a in angles], seed=seed, root=root,
+    names = [f"rotated-{a:g}" for a in angles]
+    if dataset != "mnist":
+        names = [f"rotated-{dataset_label(dataset)}-{a:g}" for a in angles]
+    return _transformed_mnist(rots, names, seed=seed, root=root,
                               train_subset=train_subset, test_subset=test_subset,
-                              meta=[{"transform": r.describe()} for r in rots])
+                              meta=[{"transform": r.describe()} for r in rots], dataset=dataset)
 
 
 def _split(tr_x, tr_y, te_x, te_y, groups: list[tuple[int, ...]], *, prefix: str, kind: InputKind,
@@ -289,13 +302,14 @@ def _groups(n_classes: int, classes_per_task: int, shuffle: bool, seed: int) -> 
 
 def split_mnist(*, seed: int = 0, root: str | Path | None = None, classes_per_task: int = 2,
                 shuffle_classes: bool = False, train_subset: int | None = None,
-                test_subset: int | None = None) -> list[Task]:
+                test_subset: int | None = None, dataset: str = "mnist") -> list[Task]:
     """Split MNIST: the digits in groups of ``classes_per_task`` ((0,1), (2,3), ... by default;
-    seeded shuffled order with ``shuffle_classes``), one task per group (Zenke et al. 2017)."""
-    tr, te = load_mnist(root, "train"), load_mnist(root, "test")
+    seeded shuffled order with ``shuffle_classes``), one task per group (Zenke et al. 2017).
+    ``dataset``: any 28×28 MNIST-format dataset with 10 classes (split Fashion-MNIST, split KMNIST)."""
+    tr, te = load_image_dataset(dataset, root, "train"), load_image_dataset(dataset, root, "test")
     groups = _groups(10, classes_per_task, shuffle_classes, seed)
-    return _split(tr.images, tr.labels, te.images, te.labels, groups, prefix="split-mnist", kind="image",
-                  seed=seed, train_subset=train_subset, test_subset=test_subset)
+    return _split(tr.images, tr.labels, te.images, te.labels, groups, prefix=f"split-{dataset_label(dataset)}",
+                  kind="image", seed=seed, train_subset=train_subset, test_subset=test_subset)
 
 
 def dataset_sequence(directories: Sequence[str | Path], *, seed: int = 0,

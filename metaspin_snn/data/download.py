@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .idx import MNIST_SHA256, DatasetError
+from .idx import DATASET_SHA256, MNIST_SHA256, DatasetError
 
 
 @dataclass(frozen=True)
@@ -33,27 +33,19 @@ class RemoteDataset:
     source: str
 
 
-# sha256 of every file: tensorflow/datasets, tensorflow_datasets/url_checksums/{mnist,fashion_mnist,kmnist}.txt
-# (commits 31f1255e, 333639b3); MNIST's also in ../shared/data/mnist/SOURCE.md and data/idx.py.
+# sha256 of every file: data/idx.py (DATASET_SHA256; from tensorflow/datasets url_checksums, MNIST's also in
+# ../shared/data/mnist/SOURCE.md).
 REMOTE: dict[str, RemoteDataset] = {
     "mnist": RemoteDataset(
         "mnist", "mnist", {k: v for k, v in MNIST_SHA256.items() if k.endswith(".gz")},
         ("https://storage.googleapis.com/cvdf-datasets/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
         "LeCun, Cortes & Burges, the MNIST database (the official files)"),
     "fashion-mnist": RemoteDataset(
-        "fashion-mnist", "fashion-mnist", {
-            "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-            "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-            "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-            "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"},
+        "fashion-mnist", "fashion-mnist", DATASET_SHA256["fashion-mnist"],
         ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         "Xiao, Rasul & Vollgraf 2017, Fashion-MNIST (zalandoresearch/fashion-mnist)"),
     "kmnist": RemoteDataset(
-        "kmnist", "kmnist", {
-            "train-images-idx3-ubyte.gz": "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
-            "train-labels-idx1-ubyte.gz": "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
-            "t10k-images-idx3-ubyte.gz": "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
-            "t10k-labels-idx1-ubyte.gz": "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"},
+        "kmnist", "kmnist", DATASET_SHA256["kmnist"],
         ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
         "Clanuwat et al. 2018, Kuzushiji-MNIST (rois-codh/kmnist)"),
 }

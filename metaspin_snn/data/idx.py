@@ -34,6 +34,23 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+# sha256 of the official .gz files of the other MNIST-format datasets: tensorflow/datasets,
+# tensorflow_datasets/url_checksums/{fashion_mnist,kmnist}.txt (commit 333639b3).
+DATASET_SHA256: dict[str, dict[str, str]] = {
+    "mnist": MNIST_SHA256,
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"},
+    "kmnist": {
+        "train-images-idx3-ubyte.gz": "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+        "train-labels-idx1-ubyte.gz": "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+        "t10k-images-idx3-ubyte.gz": "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+        "t10k-labels-idx1-ubyte.gz": "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"},
+}
+#: Named 28×28 datasets (the ``dataset`` key of image streams; a directory path is the alternative).
+IMAGE_DATASETS = tuple(DATASET_SHA256)
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 
@@ -156,16 +173,19 @@ def read_idx(path: str | Path, expected_magic: int | None = None, expected_sha25
 
 
 @lru_cache(maxsize=8)
-def _load_split(directory: Path, split: str, verify_mnist: bool) -> IdxDataset:
+def _load_split(directory: Path, split: str, verify: str | bool) -> IdxDataset:
+    """``verify``: a name of :data:`DATASET_SHA256` (True: "mnist") whose pinned sha256 each file must
+    match, or False."""
     img_stem, lab_stem = SPLIT_FILES[split]
     img_path, lab_path = _find(directory, img_stem), _find(directory, lab_stem)
+    table = DATASET_SHA256["mnist" if verify is True else verify] if verify else None
     def sha(p: Path) -> str | None:
-        if not verify_mnist:
+        if table is None:
             return None
         name = p.name.replace(".idx", "-idx") if ".idx" in p.name else p.name
-        if name not in MNIST_SHA256:
+        if name not in table:
             raise DatasetError(f"unverifiable file: {p}: no sha256 is known for this file name")
-        return MNIST_SHA256[name]
+        return table[name]
     images = read_idx(img_path, IMAGES_MAGIC, sha(img_path))
     labels = read_idx(lab_path, LABELS_MAGIC, sha(lab_path))
     if images.ndim != 3:
@@ -198,3 +218,32 @@ def load_mnist(root: str | Path | None = None, split: str = "train") -> IdxDatas
     if len(ds) != n or tuple(ds.images.shape[1:]) != (28, 28):
         raise DatasetError(f"corrupt MNIST in {directory}: {tuple(ds.images.shape)}, expected ({n}, 28, 28)")
     return ds
+
+
+def load_image_dataset(dataset: str, root: str | Path | None = None, split: str = "train") -> IdxDataset:
+    """One split of a 28×28 MNIST-format dataset: a name of :data:`IMAGE_DATASETS` (``root/<name>``,
+    every file checked against its pinned sha256, 60,000 / 10,000 samples) or a directory of the four
+    IDX files (read as they are, unverified)."""
+    if dataset == "mnist":
+        return load_mnist(root, split)
+    if dataset in DATASET_SHA256:
+        if split not in SPLIT_FILES:
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        directory = resolve_root(root) / dataset
+        if not directory.is_dir():
+            raise DatasetError(f"missing dataset directory: {directory} (`metaspin data download {dataset}`, "
+                               "or set --data-root / METASPIN_DATA)")
+        ds = _load_split(directory.resolve(), split, dataset)
+        n = 60000 if split == "train" else 10000
+        if len(ds) != n or tuple(ds.images.shape[1:]) != (28, 28):
+            raise DatasetError(f"corrupt {dataset} in {directory}: {tuple(ds.images.shape)}, expected ({n}, 28, 28)")
+        return ds
+    ds = load_idx_dataset(dataset, split)
+    if tuple(ds.images.shape[1:]) != (28, 28):
+        raise DatasetError(f"{dataset}: images are {tuple(ds.images.shape[1:])}, the image streams need 28×28")
+    return ds
+
+
+def dataset_label(dataset: str) -> str:
+    """The name tasks and reports use for a dataset: its name, or the directory's base name."""
+    return dataset if dataset in DATASET_SHA256 else (Path(dataset).name or str(dataset))
