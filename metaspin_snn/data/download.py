@@ -11,7 +11,6 @@ so does a network failure, with the URL, the expected file name and where to put
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .idx import DATASET_SHA256, MNIST_SHA256, DatasetError
+from .idx import DATASET_SHA256, MNIST_SHA256, DatasetError, _sha256
 
 
 @dataclass(frozen=True)
@@ -51,14 +50,6 @@ REMOTE: dict[str, RemoteDataset] = {
 }
 
 _CHUNK = 1 << 16
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fetch(url: str, part: Path, timeout: float) -> None:

@@ -196,11 +196,13 @@ class SynapseModel(nn.Module):
 
     def use_numba(self, grad: torch.Tensor) -> bool:
         """True when the fused kernel can run: the gradient and every floating-point state buffer are
-        float32 CPU tensors. With ``backend="numba"`` anything else raises ``ValueError``."""
+        float32 CPU tensors (0-dim buffers — float64 totals such as a device's simulated time or read
+        energy — are bookkeeping outside the kernel and may be anything). With ``backend="numba"``
+        anything else raises ``ValueError``."""
         if self.backend == "torch":
             return False
         tensors = [("grad", grad)] + [(n, b) for n, b in self.named_buffers(recurse=False)
-                                      if b.is_floating_point()]
+                                      if b.is_floating_point() and b.dim() > 0]
         bad = [(n, t) for n, t in tensors if t.device.type != "cpu" or t.dtype != torch.float32]
         if bad and self.backend == "numba":
             n, t = bad[0]

@@ -509,17 +509,6 @@ class MagnetoIonicPair(SynapseModel):
 
     COUNTS_READS = True
 
-    def use_numba(self, grad: torch.Tensor) -> bool:  # the float64 scalar buffers do not block the kernel
-        if self.backend == "torch":
-            return False
-        bad = [(n, t) for n, t in [("grad", grad), ("x1", self.x1), ("x2", self.x2), ("nu1", self.nu1)]
-               if t.device.type != "cpu" or t.dtype != torch.float32]
-        if bad and self.backend == "numba":
-            n, t = bad[0]
-            raise ValueError(f"MagnetoIonicPair: backend='numba' needs float32 state on the CPU; {n} is "
-                             f"{t.dtype} on {t.device} — use backend='torch'")
-        return not bad
-
     # ---- physical units: pulses, time, energy ------------------------------------------------
     def pulse_drive(self, grad: torch.Tensor) -> tuple[torch.Tensor, float]:
         """(g', Σ pulse amounts) of one update: the gradient whose pulses ``lr·|g'|·ν`` the kernel applies

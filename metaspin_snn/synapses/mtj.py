@@ -497,18 +497,6 @@ class MetaplasticMTJ(SynapseModel):
         """The generator of one random stream (``"init"``, ``"switch"`` or a non-ideality's name)."""
         return self._gens[stream]
 
-    def use_numba(self, grad: torch.Tensor) -> bool:  # the float64 scalar buffers do not block the kernel
-        if self.backend == "torch":
-            return False
-        bad = [(n, t) for n, t in [("grad", grad), ("x", self.x), ("delta_factor", self.delta_factor),
-                                   ("v_c", self.v_c), ("energy_write_pj", self.energy_write_pj)]
-               if t.device.type != "cpu" or t.dtype != torch.float32]
-        if bad and self.backend == "numba":
-            n, t = bad[0]
-            raise ValueError(f"MetaplasticMTJ: backend='numba' needs float32 state on the CPU; {n} is "
-                             f"{t.dtype} on {t.device} — use backend='torch'")
-        return not bad
-
     # ---- read levels and weights ---------------------------------------------------------------
     def conductance_levels(self) -> tuple[float, float, float]:
         """(G_P/G_P, G_mid/G_P, G_half/G_P) at the read bias."""
@@ -567,12 +555,12 @@ class MetaplasticMTJ(SynapseModel):
                 self._pending_cycles += n_cycles
 
     # ---- one update ----------------------------------------------------------------------------
-    def _schedule(self, g: torch.Tensor, t_gate: torch.Tensor, v_per_g: float) -> float:
-        """Simulated duration of this update [s] (module docstring, "Time"); ``g`` the kernel's drive."""
+    def _schedule(self, g: torch.Tensor, t: torch.Tensor, t_gate: torch.Tensor, v_per_g: float) -> float:
+        """Simulated duration of this update [s] (module docstring, "Time"); ``g`` the kernel's drive,
+        ``t`` the target state −sign(g)."""
         p: MTJParams = self.params
         if p.step_time_s > 0:
             return float(p.step_time_s)
-        t = torch.where(g > 0, -1, 1).to(self.s.dtype)
         v = torch.clamp(g.abs() * v_per_g, max=p.v_max)
         pulse = (g != 0) & (self.s != t) & (v >= p.v_min)
         rows = pulse.reshape(self.shape[0], -1).any(1)
@@ -637,7 +625,7 @@ class MetaplasticMTJ(SynapseModel):
         levels = p.on("finite_levels")
         u = (torch.rand(self.shape, generator=self._gens["finite_levels"]).to(dev) if levels
              else torch.zeros(self.shape, device=dev))
-        dt = self._schedule(gk, t_g, v_per_g)
+        dt = self._schedule(gk, t, t_g, v_per_g)  # gk has the sign of g: the same target t
         retention = p.on("retention")
         asym = p.on("asymmetry")
         h = p.delta_asym if asym else 0.0
