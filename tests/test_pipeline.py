@@ -159,7 +159,7 @@ def test_export_task_il_and_every_input_encoding(tmp_path, capsys, case):
     kw = {"heads-rate": dict(stream="split-mnist", n_tasks=5, scenario="task", task_il="heads", encoding="rate"),
           "norm-sets-latency": dict(stream="pmnist", scenario="task", task_il="norm", norm="batch", encoding="latency"),
           "nmnist-events": dict(stream="split-nmnist", n_tasks=5, train_subset=None, test_subset=None,
-                                nmnist_steps=8, nmnist_dt_us=30_000)}[case]
+                                event_steps=8, event_dt_us=30_000)}[case]
     run_stream(RunConfig(**{**base, **kw}))
     capsys.readouterr()
     k = 1

@@ -1,4 +1,5 @@
-"""``metaspin data check``: find and verify the datasets; ``metaspin data download NAME…``: fetch them
+"""``metaspin data check``: find and verify the datasets (exit 2 when MNIST is missing or any dataset
+present is corrupt; the others are optional and listed as absent); ``metaspin data download NAME…``: fetch them
 (pinned sha256, resumable, atomic; ``--mirror URL`` for a local copy)."""
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     pc = sub.add_parser("check", help="find and verify the offline datasets")
     pc.add_argument("--data-root", type=Path, default=None,
                     help="default: $METASPIN_DATA, the per-user data directory, or the checkout's ../shared/data")
-    pd = sub.add_parser("download", help="download datasets (pinned sha256, resumable, atomic)")
-    pd.add_argument("names", nargs="+", help="datasets to download (mnist, fashion-mnist, kmnist)")
+    pd = sub.add_parser("download", help="download datasets (pinned checksums, resumable, atomic; event "
+                        "archives unpacked into tonic's layout)")
+    pd.add_argument("names", nargs="+", help="datasets to download (mnist, fashion-mnist, kmnist, n-mnist, "
+                    "dvsgesture, shd)")
     pd.add_argument("--root", type=Path, default=None, help="data root to download into (default: as `check`)")
     pd.add_argument("--mirror", default=None, help="base URL replacing the official ones")
 
@@ -23,12 +26,16 @@ def main(args: argparse.Namespace) -> int:
     if args.data_command == "download":
         return _download(args)
     from ..data import DatasetError, load_mnist, load_nmnist
-    from ..data.idx import data_root_choice
+    from ..data.events import EVENT_DATASETS, load_events, present
+    from ..data.idx import IMAGE_DATASETS, data_root_choice, load_image_dataset
 
     root, why = data_root_choice(args.data_root)
     print(f"data root: {root} ({why})")
     status = 0
     for name, fn in (("mnist", load_mnist), ("nmnist-small", load_nmnist)):
+        if name != "mnist" and not (root / name).is_dir():  # MNIST is required (the main job), the rest optional
+            print(f"  {name:13s} absent (optional: the N-MNIST subset of ../shared/data)")
+            continue
         for split in ("train", "test"):
             try:
                 ds = fn(args.data_root, split)
@@ -36,6 +43,30 @@ def main(args: argparse.Namespace) -> int:
                 print(f"  {name:13s} {split:5s} OK   {len(ds):6d} samples, verified; class counts {counts}")
             except DatasetError as e:
                 status = 2  # bad input: a missing, corrupt or unverifiable file
+                print(f"  {name:13s} {split:5s} FAIL {e}")
+    # optional datasets: checked when present, listed as absent otherwise
+    for name in IMAGE_DATASETS[1:]:
+        if not (root / name).is_dir():
+            print(f"  {name:13s} absent (optional: metaspin data download {name})")
+            continue
+        for split in ("train", "test"):
+            try:
+                ds = load_image_dataset(name, root, split)
+                print(f"  {name:13s} {split:5s} OK   {len(ds):6d} samples, verified")
+            except DatasetError as e:
+                status = 2
+                print(f"  {name:13s} {split:5s} FAIL {e}")
+    for name in EVENT_DATASETS:
+        if not any(present(name, root, s) for s in ("train", "test")):
+            print(f"  {name:13s} absent (optional: metaspin data download {name})")
+            continue
+        for split in ("train", "test"):
+            try:
+                ev = load_events(name, root, split)
+                print(f"  {name:13s} {split:5s} OK   {len(ev):6d} recordings (tonic layout; checksums are "
+                      f"checked on download); class counts {ev.labels.bincount().tolist()}")
+            except DatasetError as e:
+                status = 2
                 print(f"  {name:13s} {split:5s} FAIL {e}")
     return status
 

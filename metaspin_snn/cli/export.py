@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..continual.streams import EVENT_STREAMS
 from ..export.ir import ExportError, NetworkIR, extract_ir
 from ..networks.checkpoint import CHECKPOINT_NAME, load_model
 
@@ -88,7 +89,7 @@ class Source:
     @property
     def input_kind(self) -> str:
         enc = (self.run or self.train).get("encoding")
-        if self.run is not None and self.run.get("stream") == "split-nmnist":
+        if self.run is not None and self.run.get("stream") in EVENT_STREAMS:
             return "spikes"
         return "graded" if enc == "direct" else "spikes"
 

@@ -7,7 +7,7 @@ and reports.
 
 
     metaspin run configs/pmnist.toml [--epochs 1 ...]
-    metaspin run pmnist|split-mnist|sequence|rotated|stream|split-nmnist [--quick] [options]
+    metaspin run pmnist|split-mnist|sequence|rotated|stream|split-nmnist|split-dvsgesture|split-shd [--quick]
     metaspin run split-mnist --learner online [--set train_subset=2000]   (OnlineSNN, no BPTT)
     metaspin run split-mnist --plugin replay [--set plugin_params.mem_per_task=200]   (experience replay)
 
@@ -46,9 +46,15 @@ _SHORTHAND: dict[str, dict[str, Any]] = {
     "rotated": dict(stream="rotated", n_tasks=5),
     "sequence": dict(stream="sequence"),
     "stream": dict(stream="stream", n_tasks=20, epochs=1, batch_size=10, train_subset=1000),
-    "split-nmnist": dict(stream="split-nmnist", n_tasks=5, hidden=[256, 256], epochs=10, batch_size=20,
-                         nmnist_steps=30, nmnist_dt_us=10_000),
+    # event streams: frames at the dataset's default binning (data.events.EVENT_DATASETS)
+    "split-nmnist": dict(stream="split-nmnist", n_tasks=5, hidden=[256, 256], epochs=10, batch_size=20),
+    "split-dvsgesture": dict(stream="split-dvsgesture", n_tasks=5, hidden=[256, 256], epochs=10, batch_size=16),
+    "split-shd": dict(stream="split-shd", n_tasks=5, classes_per_task=4, hidden=[256, 256], epochs=10,
+                      batch_size=32),
 }
+# --quick on the event streams: 3 epochs, every recording of the subset / generated files, at most
+# 1,000 training recordings per task on full data.
+_QUICK_EVENTS: dict[str, Any] = dict(epochs=3, train_subset=1000, test_subset=None)
 _QUICK: dict[str, Any] = dict(hidden=[256, 256], num_steps=4, epochs=2, batch_size=50, train_subset=10000,
                               test_subset=2000)
 _QUICK_TASKS = {"pmnist": 3, "rotated": 3, "stream": 5}
@@ -202,8 +208,8 @@ def _build_configs(args: argparse.Namespace) -> list[RunConfig]:
             base["n_tasks"] = _QUICK_TASKS[args.target]
         if args.target == "stream":
             base.update(epochs=1, train_subset=1000)
-        if args.target == "split-nmnist":
-            base.update(epochs=3, train_subset=None, test_subset=None)
+        if base["stream"] in ("split-nmnist", "split-dvsgesture", "split-shd"):
+            base.update(_QUICK_EVENTS)
     user_sp = dict(o.pop("synapse_params", {}))
     default_m = _DEFAULT_M["quick" if args.quick else "full"]
     base.update(o)

@@ -26,8 +26,12 @@ from ..synapses.registry import BUILTIN_SYNAPSES, check_synapse_name
 from .loggers import LOGGERS
 from .plugins import PLUGINS, make_plugins
 from .scenarios import SCENARIOS, TASK_IL_MODES
+from .streams import EVENT_STREAMS, STREAM_CLASSES
 
-STREAMS = ("pmnist", "split-mnist", "sequence", "rotated", "stream", "split-nmnist")
+STREAMS = ("pmnist", "split-mnist", "sequence", "rotated", "stream", "split-nmnist", "split-dvsgesture", "split-shd")
+EVENT_STREAM_NAMES = tuple(EVENT_STREAMS)
+# Keys renamed since; configs and checkpoints that use the old names still load.
+RENAMED_KEYS = {"nmnist_dt_us": "event_dt_us", "nmnist_steps": "event_steps"}
 SYNAPSES = BUILTIN_SYNAPSES  # plus registered names and 'package.module:Class' (synapses.registry)
 NORMS = ("none", *(n for n in _NET_NORMS if n is not None))
 LEARNERS = ("bptt", "online")
@@ -40,7 +44,8 @@ class RunConfig:
 
     name: str = "run"
     # stream
-    stream: str = "pmnist"             # pmnist | split-mnist | sequence | rotated | stream | split-nmnist
+    stream: str = "pmnist"             # pmnist | split-mnist | sequence | rotated | stream | split-nmnist |
+    #                                    split-dvsgesture | split-shd
     n_tasks: int = 5
     data_root: str | None = None
     dataset: str = "mnist"             # pmnist | rotated | split-mnist: mnist, fashion-mnist, kmnist or an IDX directory
@@ -54,8 +59,9 @@ class RunConfig:
     test_subset: int | None = None
     validation: int | None = None      # hold out this many training samples per task and evaluate on them
     #                                    instead of the test split (hyper-parameter selection)
-    nmnist_dt_us: int = 10_000
-    nmnist_steps: int = 30
+    event_dt_us: int | None = None     # event streams: bin width, µs (None: the dataset's default,
+    event_steps: int | None = None     # data.events.EVENT_DATASETS); number of bins T (None: default)
+    event_spatial_factor: float | None = None  # tonic Downsample factor (None: default, ¼ for DVS Gesture)
     # scenario
     scenario: str = "domain"           # task | domain | class (van de Ven & Tolias 2019)
     task_il: str = "heads"             # task-IL via per-task output heads, or per-task "norm" sets
@@ -131,6 +137,7 @@ class RunConfig:
         if not isinstance(d, dict):
             raise ValueError(f"{source}: expected a table of keys, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
+        d = {RENAMED_KEYS.get(k, k): v for k, v in d.items()}
         for k in d:
             if k not in known:
                 hint = _closest(k, known)
@@ -282,15 +289,15 @@ def _check_values(c: RunConfig) -> None:
         raise ValueError(f"config key '{key}': {rest}") from e
     if c.norm_carry and not (c.scenario == "task" and c.task_il == "norm"):
         raise ValueError("config key 'norm_carry': needs scenario = 'task' with task_il = 'norm' (per-task norm sets)")
-    if c.input_norm == "standardize" and (c.encoding != "direct" or c.stream == "split-nmnist"):
+    if c.input_norm == "standardize" and (c.encoding != "direct" or c.stream in EVENT_STREAM_NAMES):
         raise ValueError("config key 'input_norm': 'standardize' applies to image streams with encoding = 'direct' "
                          "(spike encodings need inputs in [0, 1])")
     if c.neuron != "lif" and c.learner == "online":
         raise ValueError("config key 'neuron': learner 'online' is spiking (neuron = 'lif')")
-    for key in ("n_tasks", "classes_per_task", "nmnist_dt_us", "nmnist_steps", "num_steps", "epochs",
+    for key in ("n_tasks", "classes_per_task", "num_steps", "epochs",
                 "batch_size", "eval_batch_size", "lr", "hist_bins"):
         _positive(c, key)
-    for key in ("train_subset", "test_subset", "gain", "validation"):
+    for key in ("train_subset", "test_subset", "gain", "validation", "event_dt_us", "event_steps"):
         _positive(c, key, allow_none=True)
     if c.seed < 0:
         raise ValueError(f"config key 'seed': must be >= 0, got {c.seed}")
@@ -314,12 +321,22 @@ def _check_values(c: RunConfig) -> None:
         raise ValueError(f"config key 'threshold': must be > 0, got {c.threshold}")
     if c.rate_gain < 0:
         raise ValueError(f"config key 'rate_gain': must be >= 0, got {c.rate_gain}")
-    if c.stream == "split-mnist" or c.stream == "split-nmnist":
-        if 10 % c.classes_per_task:
-            raise ValueError(f"config key 'classes_per_task': must divide 10, got {c.classes_per_task}")
-        if c.n_tasks != 10 // c.classes_per_task:
+    if c.stream in STREAM_CLASSES:
+        n_cl = STREAM_CLASSES[c.stream]
+        if n_cl % c.classes_per_task:
+            raise ValueError(f"config key 'classes_per_task': must divide {n_cl} ({c.stream}), got {c.classes_per_task}")
+        if c.n_tasks != n_cl // c.classes_per_task:
             raise ValueError(f"config key 'n_tasks': {c.stream} with classes_per_task={c.classes_per_task} "
-                             f"has {10 // c.classes_per_task} tasks, got {c.n_tasks}")
+                             f"has {n_cl // c.classes_per_task} tasks, got {c.n_tasks}")
+    if c.stream not in EVENT_STREAM_NAMES:
+        for key in ("event_dt_us", "event_steps", "event_spatial_factor"):
+            if getattr(c, key) is not None:
+                raise ValueError(f"config key '{key}': only used by the event streams "
+                                 f"({', '.join(EVENT_STREAM_NAMES)}), not {c.stream!r}")
+    if c.event_spatial_factor is not None and not 0 < c.event_spatial_factor <= 1:
+        raise ValueError(f"config key 'event_spatial_factor': must be in (0, 1], got {c.event_spatial_factor}")
+    if c.stream == "split-shd" and c.network != "mlp":
+        raise ValueError("config key 'network': split-shd has 1-D inputs (700 channels); use network = 'mlp'")
     if c.stream == "sequence":
         if not c.sequence_dirs:
             raise ValueError("config key 'sequence_dirs': the 'sequence' stream needs at least one MNIST-format directory")

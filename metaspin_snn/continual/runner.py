@@ -34,8 +34,8 @@ from ..synapses.registry import REAL, config_synapse_factories, default_synapse_
 from . import metrics as M
 from .config import RunConfig
 from .scenarios import Scenario
-from .streams import (Task, dataset_sequence, holdout_validation, permuted_mnist, rotated_mnist, split_mnist,
-                      split_nmnist)
+from .streams import (EVENT_STREAMS, Task, dataset_sequence, holdout_validation, permuted_mnist, rotated_mnist, split_mnist,
+                      split_events, split_nmnist)
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -224,9 +224,10 @@ def _build_stream(config: RunConfig) -> list[Task]:
     if c.stream == "split-mnist":
         return split_mnist(root=c.data_root, dataset=c.dataset, classes_per_task=c.classes_per_task,
                            shuffle_classes=c.shuffle_classes, **kw)
-    if c.stream == "split-nmnist":
-        return split_nmnist(root=c.data_root, classes_per_task=c.classes_per_task,
-                            shuffle_classes=c.shuffle_classes, dt_us=c.nmnist_dt_us, num_steps=c.nmnist_steps, **kw)
+    if c.stream in EVENT_STREAMS:
+        ev = dict(root=c.data_root, classes_per_task=c.classes_per_task, shuffle_classes=c.shuffle_classes,
+                  dt_us=c.event_dt_us, num_steps=c.event_steps, spatial_factor=c.event_spatial_factor, **kw)
+        return split_nmnist(**ev) if c.stream == "split-nmnist" else split_events(c.stream, **ev)
     if c.stream == "sequence":
         return dataset_sequence(list(c.sequence_dirs), **kw)
     raise ValueError(f"config key 'stream': unknown stream {c.stream!r}")

@@ -1,5 +1,5 @@
 """Task streams for continual learning: permuted / split / rotated MNIST, sequences of MNIST-format
-datasets, a streaming variant and split N-MNIST.
+datasets, a streaming variant and split event data (N-MNIST, DVS Gesture, SHD).
 
 Data stay in memory as the loaders return them (uint8 images shared between tasks, no copies for
 permuted/rotated MNIST on the full set); a task's input transform (pixel permutation, rotation) is
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..data import encoding as enc
 from ..data import load_idx_dataset, load_mnist, load_nmnist
+from ..data.events import EVENT_DATASETS, PackedFrames, dense, load_events, present
 from ..data.idx import dataset_label, load_image_dataset
 
 InputKind = Literal["image", "events"]
@@ -71,16 +72,17 @@ Transform = Permutation | Rotation
 class Task:
     """One task of a stream.
 
-    ``train_x``/``test_x``: uint8 ``[N, 28, 28]`` images or uint8 ``[N, T, 2, 34, 34]`` event frames;
+    ``train_x``/``test_x``: uint8 ``[N, 28, 28]`` images, or binary event frames ``[N, T, *sensor]``
+    (uint8 or bit-packed :class:`~metaspin_snn.data.events.PackedFrames`);
     ``train_y``/``test_y``: int64 local labels; ``classes``: dataset label of each local index;
     ``global_classes``: class-incremental label of each local index; ``transform``: applied per batch.
     """
 
     id: int
     name: str
-    train_x: torch.Tensor
+    train_x: torch.Tensor | PackedFrames
     train_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: torch.Tensor | PackedFrames
     test_y: torch.Tensor
     classes: tuple[int, ...]
     global_classes: tuple[int, ...]
@@ -106,7 +108,8 @@ class Task:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Per-time-step input shape: (1, 28, 28) for images, (2, 34, 34) for events."""
+        """Per-time-step input shape: (1, 28, 28) for images; (2, 34, 34) for N-MNIST events, the
+        binned sensor (p, y, x) or (p, x) for other event data."""
         if self.kind == "image":
             return (1, *self.train_x.shape[1:])
         return tuple(self.train_x.shape[2:])
@@ -128,7 +131,7 @@ class Task:
 
     def inputs(self, split: str, idx: torch.Tensor) -> torch.Tensor:
         """Float inputs in [0, 1] for samples ``idx``: ``[B, 28, 28]`` (transformed) or ``[B, T, 2, 34, 34]``."""
-        x = self._xy(split)[0][idx].float()
+        x = dense(self._xy(split)[0][idx]).float()
         if self.kind == "image":
             x = x.div_(255.0)
             if self.transform is not None:
@@ -336,12 +339,59 @@ def dataset_sequence(directories: Sequence[str | Path], *, seed: int = 0,
     return tasks
 
 
+# Event streams: stream name -> event dataset (data.events.EVENT_DATASETS) and the classes it splits.
+# DVS Gesture's class 10 ("other gestures", random moves) is not a gesture and is left out, so the
+# ten gestures split like the ten digits.
+EVENT_STREAMS: dict[str, str] = {"split-nmnist": "n-mnist", "split-dvsgesture": "dvsgesture", "split-shd": "shd"}
+STREAM_CLASSES: dict[str, int] = {"split-mnist": 10, "split-nmnist": 10, "split-dvsgesture": 10, "split-shd": 20}
+
+
+def split_events(stream: str, *, seed: int = 0, root: str | Path | None = None, classes_per_task: int = 2,
+                 shuffle_classes: bool = False, dt_us: int | None = None, num_steps: int | None = None,
+                 spatial_factor: float | None = None, train_subset: int | None = None,
+                 test_subset: int | None = None) -> list[Task]:
+    """Split event stream ``stream`` (``EVENT_STREAMS``) read with tonic from ``root`` in tonic's layout
+    (:mod:`metaspin_snn.data.events`): classes grouped as in split MNIST, inputs bit-packed binary
+    frames ``[T, p, y, x]`` (``[T, p, x]`` for SHD) of ``num_steps`` bins of ``dt_us`` after tonic's
+    ``Downsample(spatial_factor)`` (``None``: the dataset's default). Only the selected samples are binned."""
+    name = EVENT_STREAMS[stream]
+    kw = dict(dt_us=dt_us, steps=num_steps, spatial_factor=spatial_factor)
+    tr, te = load_events(name, root, "train", **kw), load_events(name, root, "test", **kw)
+    groups = _groups(STREAM_CLASSES[stream], classes_per_task, shuffle_classes, seed)
+    tasks = []
+    for k, cl in enumerate(groups):
+        parts: list = []
+        for ds, size, salt in ((tr, train_subset, 401), (te, test_subset, 402)):
+            idx = torch.nonzero(torch.isin(ds.labels, torch.tensor(cl))).flatten()
+            if idx.numel() == 0:
+                raise ValueError(f"{stream}: no recordings of classes {cl} in the data under {root or 'the data root'}")
+            idx = _take(idx, _subset(len(idx), size, _gen(seed, 2 * k + salt)))
+            parts += [ds.frames(idx.tolist()), _local(ds.labels[idx], cl)]
+        tasks.append(Task(k, f"{stream}-{'/'.join(map(str, cl))}", *parts, tuple(cl), tuple(cl), None, "events",
+                          {"classes": list(cl), "dataset": name, "data": f"{name} (tonic)", "dt_us": tr.dt_us,
+                           "num_steps": tr.steps, "spatial_factor": tr.spatial_factor}))
+    return tasks
+
+
 def split_nmnist(*, seed: int = 0, root: str | Path | None = None, classes_per_task: int = 2,
-                 shuffle_classes: bool = False, dt_us: int = 10_000, num_steps: int = 30,
-                 train_subset: int | None = None, test_subset: int | None = None) -> list[Task]:
+                 shuffle_classes: bool = False, dt_us: int | None = None, num_steps: int | None = None,
+                 train_subset: int | None = None, test_subset: int | None = None,
+                 spatial_factor: float | None = None) -> list[Task]:
     """Split N-MNIST (event camera recordings, Orchard et al. 2015): digits grouped as in split MNIST;
-    inputs are binary event frames ``[T, 2, 34, 34]`` (bins of ``dt_us``, ``num_steps`` bins, events
-    after T·dt_us dropped). Only the selected samples are binned."""
+    inputs are binary event frames ``[T, 2, 34, 34]`` (bins of ``dt_us``, default 10 ms, ``num_steps``
+    bins, default 30, events after T·dt_us dropped). Reads the full data set with tonic when
+    ``root/NMNIST/Train`` and ``Test`` hold recordings (:func:`split_events`), otherwise the
+    1,000 / 100-recording subset ``root/nmnist-small``. Only the selected samples are binned."""
+    if present("n-mnist", root, "train") and present("n-mnist", root, "test"):
+        return split_events("split-nmnist", seed=seed, root=root, classes_per_task=classes_per_task,
+                            shuffle_classes=shuffle_classes, dt_us=dt_us, num_steps=num_steps,
+                            spatial_factor=spatial_factor, train_subset=train_subset, test_subset=test_subset)
+    if spatial_factor not in (None, 1, 1.0):
+        raise ValueError("split-nmnist: spatial_factor applies to the full data set read with tonic, "
+                         "not to the nmnist-small subset")
+    spec = EVENT_DATASETS["n-mnist"]
+    dt_us = spec.dt_us if dt_us is None else dt_us
+    num_steps = spec.steps if num_steps is None else num_steps
     tr, te = load_nmnist(root, "train"), load_nmnist(root, "test")
     groups = _groups(10, classes_per_task, shuffle_classes, seed)
     tasks = []
@@ -351,8 +401,9 @@ def split_nmnist(*, seed: int = 0, root: str | Path | None = None, classes_per_t
             idx = torch.nonzero(torch.isin(ds.labels, torch.tensor(cl))).flatten()
             sub = _subset(len(idx), size, _gen(seed, 2 * k + salt))
             idx = _take(idx, sub)
-            x = ds.frames(dt_us, num_steps, binary=True, indices=idx.tolist()).to(torch.uint8)
-            parts += [x, _local(ds.labels[idx], cl)]
+            x = ds.frames(dt_us, num_steps, binary=True, indices=idx.tolist())
+            parts += [PackedFrames.pack(x), _local(ds.labels[idx], cl)]
         tasks.append(Task(k, f"split-nmnist-{'/'.join(map(str, cl))}", *parts, tuple(cl), tuple(cl), None,
-                          "events", {"classes": list(cl), "dt_us": dt_us, "num_steps": num_steps}))
+                          "events", {"classes": list(cl), "dataset": "n-mnist", "data": "nmnist-small (subset)",
+                                     "dt_us": dt_us, "num_steps": num_steps, "spatial_factor": 1.0}))
     return tasks

@@ -74,8 +74,8 @@ def test_device_counters_and_hidden_histograms():
 
 
 def test_conv_network_on_split_nmnist_events(tmp_path):
-    cfg = RunConfig(stream="split-nmnist", n_tasks=5, train_subset=8, test_subset=4, nmnist_steps=4,
-                    nmnist_dt_us=50_000, network="conv", channels=[4], batch_size=8, progress=False,
+    cfg = RunConfig(stream="split-nmnist", n_tasks=5, train_subset=8, test_subset=4, event_steps=4,
+                    event_dt_us=50_000, network="conv", channels=[4], batch_size=8, progress=False,
                     checkpoint=False, out=str(tmp_path / "c"))
     res = run_stream(cfg)
     assert np.array(res.matrix).shape == (5, 5) and len(res.per_task[0]["spikes_per_sample_per_layer"]) == 2

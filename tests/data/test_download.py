@@ -69,8 +69,9 @@ def test_download_then_check_passes(mirror, tmp_path, capsys):
     for n, sha in REMOTE["mnist"].files.items():
         assert hashlib.sha256((root / "mnist" / n).read_bytes()).hexdigest() == sha
     capsys.readouterr()
-    assert cli_main(["data", "check", "--data-root", str(root)]) == 2  # mnist OK; nmnist-small is not there
+    assert cli_main(["data", "check", "--data-root", str(root)]) == 0  # mnist verified; the rest optional
     out = capsys.readouterr().out
+    assert "nmnist-small  absent" in out and "shd           absent" in out
     assert f"data root: {root} (--data-root)" in out
     assert out.count("mnist         train OK") == 1 and out.count("mnist         test  OK") == 1
     # a second download finds the verified files and fetches nothing
@@ -146,16 +147,27 @@ def test_data_root_resolution_order(tmp_path, monkeypatch):
 
 
 def test_pinned_checksums_cover_every_file_of_each_dataset():
-    """Four IDX files per dataset, each with a 64-hex sha256; MNIST's equal the reader's table (one
-    source of truth for what `data check` verifies)."""
-    from metaspin_snn.data.idx import MNIST_SHA256, SPLIT_FILES
+    """Four IDX files per image dataset, each with a 64-hex sha256 (MNIST's equal the reader's table:
+    one source of truth for what `data check` verifies); two archives per event dataset, each with
+    the 32-hex md5 tonic pins, one URL each, unpacking to the split folder tonic reads."""
+    from metaspin_snn.data.events import EVENT_DATASETS
+    from metaspin_snn.data.idx import IMAGE_DATASETS, MNIST_SHA256, SPLIT_FILES
     want = {f + ".gz" for pair in SPLIT_FILES.values() for f in pair}
-    for name, ds in REMOTE.items():
-        assert set(ds.files) == want, name
+    assert set(REMOTE) == set(IMAGE_DATASETS) | set(EVENT_DATASETS)
+    for name in IMAGE_DATASETS:
+        ds = REMOTE[name]
+        assert set(ds.files) == want and ds.digest == "sha256", name
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in ds.files.values())
         assert ds.urls and all(u.endswith("/") for u in ds.urls)
+    for name, spec in EVENT_DATASETS.items():
+        ds = REMOTE[name]
+        assert ds.digest == "md5" and len(ds.files) == 2 and ds.folder == spec.folder, name
+        assert all(len(h) == 32 and int(h, 16) >= 0 for h in ds.files.values())
+        assert sorted(ds.extract.values()) == sorted(spec.split_paths.values()), name
+        assert all(len(ds.urls_of(f)) >= 1 and ds.urls_of(f)[0].startswith("https://") for f in ds.files)
+        assert ds.urls_of("x.zip", "http://m/") == ("http://m/x.zip",)
     assert all(MNIST_SHA256[k] == v for k, v in REMOTE["mnist"].files.items())
-    assert len({h for ds in REMOTE.values() for h in ds.files.values()}) == 12   # no copy-paste slip
+    assert len({h for ds in REMOTE.values() for h in ds.files.values()}) == 18   # no copy-paste slip
 
 
 def _write_idx(directory: Path, n_train: int = 60, n_test: int = 20, side: int = 28, seed: int = 0) -> None:
