@@ -12,8 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
+from metaspin_snn.continual.sweep import fmt_mean_std
 from metaspin_snn.files import atomic_write_bytes
 
 
@@ -30,11 +29,6 @@ def collect(folders: list[Path]) -> dict[str, list[dict]]:
     return out
 
 
-def _ms(vals: list[float]) -> str:
-    v = 100 * np.asarray(vals, dtype=float)
-    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
-
-
 def table(runs: dict[str, list[dict]]) -> str:
     lines = ["| learner | synapse | plugin | seeds | ACC per seed | ACC mean ± std | BWT per seed | BWT mean ± std | "
              "forgetting mean ± std |", "|---|---|---|---|---|---|---|---|---|"]
@@ -46,8 +40,8 @@ def table(runs: dict[str, list[dict]]) -> str:
         bwt = [r["metrics"]["bwt"] for r in rs]
         fgt = [r["metrics"]["forgetting"] for r in rs]
         lines.append(f"| {name} | {c['synapse']}{sp} | {c['plugin']}{pp} | {', '.join(str(r['seed']) for r in rs)} | "
-                     f"{' / '.join(f'{100 * a:.1f}' for a in acc)} | {_ms(acc)} | "
-                     f"{' / '.join(f'{100 * b:.1f}' for b in bwt)} | {_ms(bwt)} | {_ms(fgt)} |")
+                     f"{' / '.join(f'{100 * a:.1f}' for a in acc)} | {fmt_mean_std(acc)} | "
+                     f"{' / '.join(f'{100 * b:.1f}' for b in bwt)} | {fmt_mean_std(bwt)} | {fmt_mean_std(fgt)} |")
     return "\n".join(lines)
 
 

@@ -1,15 +1,15 @@
 """The ``metaspin`` command: one module per subcommand (``info``, ``data``, ``train``, ``run``,
-``export``, ``theory``, ``devices``, ``retention``), each thin — parse, call the library, print."""
+``export``, ``theory``, ``devices``, ``retention``, ``sweep``), each thin — parse, call the library, print."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 
-from . import data, devices, export, info, retention, run, theory, train
+from . import data, devices, export, info, retention, run, sweep, theory, train
 
 COMMANDS = {"info": info, "data": data, "train": train, "run": run, "export": export, "theory": theory,
-            "devices": devices, "retention": retention}
+            "devices": devices, "retention": retention, "sweep": sweep}
 
 
 def build_parser() -> argparse.ArgumentParser:

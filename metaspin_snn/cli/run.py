@@ -28,7 +28,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ..continual.config import LEARNERS, STREAMS, RunConfig, load_config
+from ..continual.config import LEARNERS, STREAMS, RunConfig, load_config, set_dotted
 from ..continual.plugins import ALIASES, PLUGINS
 from ..continual.runner import config_hash
 from ..continual.scenarios import SCENARIOS
@@ -147,11 +147,7 @@ def parse_set_items(items: list[str], into: dict[str, Any] | None = None) -> dic
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text  # a bare word is taken as a string
-        if "." in key:
-            table, sub = key.split(".", 1)
-            o.setdefault(table, {})[sub] = value
-        else:
-            o[key] = value
+        set_dotted(o, key, value)
     return o
 
 

@@ -155,6 +155,17 @@ class RunConfig:
         return d
 
 
+def set_dotted(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """Set ``d[key] = value``; a dotted key ``table.sub`` sets one entry of table ``table``
+    (``synapse_params.m``; deeper dots stay in the entry's name: ``synapse_params.nonideal.d2d``)."""
+    if "." in key:
+        table, sub = key.split(".", 1)
+        d.setdefault(table, {})[sub] = value
+    else:
+        d[key] = value
+    return d
+
+
 def load_config(path: str | Path, **overrides: Any) -> RunConfig:
     """Read a TOML file into a :class:`RunConfig`; ``overrides`` (not None) replace file values.
     Relative ``data_root`` and ``sequence_dirs`` are taken relative to the TOML file's folder."""
