@@ -22,8 +22,9 @@ PY=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 if [ "$CUDA" = 1 ]; then
   TORCH_PIN=$(python -c "import re, tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print(next(x for x in d if re.match(r'torch==', x)))")
-  # no local wheel folders (they may hold the CPU build of the same version)
-  PIP_FIND_LINKS= python -m pip install -q --index-url "${TORCH_INDEX_URL:-https://pypi.org/simple}" "$TORCH_PIN"
+  # only that index: no pip config files, local wheel folders or extra indexes (they may hold the CPU
+  # build of the same version)
+  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null python -m pip install -q --index-url "${TORCH_INDEX_URL:-https://pypi.org/simple}" "$TORCH_PIN"
   python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'install.sh --cuda: the installed torch ' + torch.__version__ + ' is not a CUDA build')"
 fi
 python -m pip install -q -e '.[test]'

@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"{p.status():8s} {p.id}")
         return 0
     s = run_sweep(sweep, out, wait=True if args.wait else None)
+    waiting = len(s["submitted"]) - len(s["ran"]) - len(s["failed"])
     print(f"sweep {out}: {len(s['done'])} already done, {len(s['ran'])} ran, {len(s['failed'])} failed"
-          + (f", {len(s['submitted']) - len(s['ran']) - len(s['failed'])} submitted, not waited for"
-             if sweep.kind == "slurm" else ""))
+          + (f", {waiting} submitted and not waited for (rerun with --aggregate when they finish)" if waiting else ""))
     return 1 if s["failed"] else 0

@@ -213,6 +213,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, wait: bool | None = None,
                 running.remove(item)
                 _collect(*item, summary, log)
         return summary
+    _quiet_sacct(log)
     executor = submitit.SlurmExecutor(folder=str(folder))
     executor.update_parameters(**_slurm_parameters(ex, len(todo)))
     jobs = executor.map_array(run_point, [p.config.to_dict() for p in todo], [threads] * len(todo))
@@ -224,6 +225,31 @@ def run_sweep(sweep: Sweep, out: str | Path, *, wait: bool | None = None,
                 time.sleep(poll_s)
             _collect(p, j, summary, log)
     return summary
+
+
+class _SacctOnce:
+    """Logging filter: the first "Bypassing sacct error" of submitit becomes one line of ours."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log, self.said = log, False
+
+    def filter(self, record: Any) -> bool:
+        if "Bypassing sacct error" not in record.getMessage():
+            return True
+        if not self.said:
+            self.said = True
+            self.log("  (sacct is unavailable here: submitit reads the job states from its result files)")
+        return False
+
+
+def _quiet_sacct(log: Callable[[str], None]) -> None:
+    """On a cluster without an accounting database ``sacct`` fails at every poll and submitit warns each
+    time (it then reads the job states from the result files): say it once instead."""
+    import logging
+    lg = logging.getLogger("submitit")
+    for f in [f for f in lg.filters if isinstance(f, _SacctOnce)]:
+        lg.removeFilter(f)
+    lg.addFilter(_SacctOnce(log))
 
 
 def _slurm_parameters(ex: dict[str, Any], n: int) -> dict[str, Any]:
