@@ -33,3 +33,23 @@ def test_quickstart_runs(tmp_path, monkeypatch, capsys):
     assert "spike agreement per layer: [1.0, 1.0, 1.0]" in out
     assert (tmp_path / "runs" / "quickstart" / "checkpoint.pt").is_file()
     assert (tmp_path / "runs" / "quickstart" / "model.pt").is_file()
+
+
+def test_install_sh_cuda_option_installs_the_pinned_torch_version():
+    """`./install.sh --cuda`: the CUDA build of the *same* torch as pyproject pins, from an index that
+    bypasses the pip config (local wheel folders hold the CPU build), checked to be a CUDA build; the
+    default install touches no index; unknown options exit 2 (run for real)."""
+    import subprocess
+    import tomllib
+    root = README.parent
+    text = (root / "install.sh").read_text()
+    pins = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "torch==2.13.0" in pins
+    cuda = text[text.index('if [ "$CUDA" = 1 ]; then'):text.index("fi\n")]
+    assert "PIP_CONFIG_FILE=/dev/null" in cuda and "-u PIP_FIND_LINKS" in cuda and '"$TORCH_PIN"' in cuda
+    assert "torch.version.cuda" in cuda and "project']['dependencies']" in cuda
+    default = text.replace(cuda, "")
+    assert "--index-url" not in default and "pip install -q -e '.[test]'" in default
+    r = subprocess.run(["bash", str(root / "install.sh"), "--gpu"], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown option --gpu" in r.stderr
+    assert "./install.sh --cuda" in README.read_text()
