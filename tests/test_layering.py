@@ -45,7 +45,7 @@ def test_dependencies_point_down(package):
 
 def test_one_module_per_command():
     from metaspin_snn import cli
-    assert set(cli.COMMANDS) == {"info", "data", "train", "run", "export", "theory", "devices", "retention"}
+    assert set(cli.COMMANDS) == {"info", "data", "train", "run", "export", "theory", "devices", "retention", "sweep"}
     for name, mod in cli.COMMANDS.items():
         assert mod.__name__ == f"metaspin_snn.cli.{name}" and callable(mod.main) and callable(mod.add_args)
     assert not (PKG / "networks" / "train.py").exists() and not (PKG / "continual" / "cli.py").exists()

@@ -148,10 +148,10 @@ def test_readme_command_then_export(tmp_path, capsys):
     assert all(r["emulator_equals_lava"] for r in _reports(capsys.readouterr().out))
 
 
-@pytest.mark.parametrize("case", ["heads-rate", "norm-sets-latency", "nmnist-events"])
-def test_export_task_il_and_every_input_encoding(tmp_path, capsys, case):
-    """Task-IL heads, per-task normalisation sets, spike encodings and N-MNIST events export and deploy
-    spike-exactly; ``--task k`` picks head / norm set k and task k's test data."""
+@pytest.mark.parametrize("case", ["heads-rate", "norm-sets-latency", "nmnist-events", "shd-events"])
+def test_export_task_il_and_every_input_encoding(tmp_path, capsys, case, request):
+    """Task-IL heads, per-task normalisation sets, spike encodings and N-MNIST / SHD events export and
+    deploy spike-exactly; ``--task k`` picks head / norm set k and task k's test data."""
     from metaspin_snn.continual import RunConfig, run_stream
     base = dict(n_tasks=2, train_subset=120, test_subset=40, hidden=[24], num_steps=6, batch_size=40,
                 eval_batch_size=40, progress=False, reference="none", synapse="metaplastic",
@@ -159,7 +159,10 @@ def test_export_task_il_and_every_input_encoding(tmp_path, capsys, case):
     kw = {"heads-rate": dict(stream="split-mnist", n_tasks=5, scenario="task", task_il="heads", encoding="rate"),
           "norm-sets-latency": dict(stream="pmnist", scenario="task", task_il="norm", norm="batch", encoding="latency"),
           "nmnist-events": dict(stream="split-nmnist", n_tasks=5, train_subset=None, test_subset=None,
-                                event_steps=8, event_dt_us=30_000)}[case]
+                                event_steps=8, event_dt_us=30_000)}.get(case)
+    if case == "shd-events":   # SHD read with tonic from generated files (tests/conftest.py)
+        kw = dict(stream="split-shd", n_tasks=5, classes_per_task=4, train_subset=None, test_subset=None,
+                  event_steps=20, event_dt_us=30_000, data_root=str(request.getfixturevalue("event_root")))
     run_stream(RunConfig(**{**base, **kw}))
     capsys.readouterr()
     k = 1
@@ -168,13 +171,13 @@ def test_export_task_il_and_every_input_encoding(tmp_path, capsys, case):
     (r,) = _reports(out)
     assert r["input_kind"] == "spikes" and r["spike_agreement"] == [1.0] * 2
     assert f"task {k}" in out and (tmp_path / "r" / f"checkpoint-task{k}.lava.npz").is_file()
-    if case != "nmnist-events":
+    if not case.endswith("events"):
         assert f"head/norm set {k}" in out
     # the head / norm set of task k is the one exported: task 0's differs
     model, ck = load_model(tmp_path / "r")
     w0 = extract_ir(model, 0).layers[-1].weight
     w1 = extract_ir(model, 1).layers[-1].weight
-    assert (case == "nmnist-events") == np.array_equal(w0, w1)
+    assert case.endswith("events") == np.array_equal(w0, w1)
     assert main(["export", str(tmp_path / "r"), "--to", "lava", "--task", "7"]) == 2
 
 
