@@ -60,44 +60,63 @@ def _scan_fwd_kernel(cur, m0, s0, consts, mode, mem, spk):  # pragma: no cover -
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _scan_bwd_kernel(mem, spk, m0, s0, gs, gm, consts, mode, surr, has_gs, has_gm, delta, acc):  # pragma: no cover
-    """delta[t] = gm[t] + gs[t]·σ'(mem[t] − θ) + c[t+1]·delta[t+1]; acc[0] += Σ δ·m̃[t−1] (∂L/∂β),
-    acc[1] += −Σ gs·σ' − Σ δ·r (subtract) (∂L/∂θ)."""
+def _scan_bwd_kernel(mem, spk, m0, s0, gs, gm, consts, mode, surr, has_gs, has_gm, need_b, need_t,
+                     delta, acc):  # pragma: no cover
+    """delta[t] = gm[t] + gs[t]·σ'(mem[t] − θ) + c[t+1]·delta[t+1]; acc[0] = Σ δ·m̃[t−1] (∂L/∂β, when
+    ``need_b``), acc[1] = −Σ gs·σ' − Σ δ·r (subtract) (∂L/∂θ, when ``need_t``). Each pass over a time
+    step is a branch-free loop over the neurons (vectorised); the β/θ sums are kept per neuron and
+    added up at the end."""
     T, N = mem.shape
-    b, th, p, one = consts[0], consts[1], consts[2], consts[3]
+    b, th, k, h, one = consts[0], consts[1], consts[2], consts[3], consts[4]  # k = π/2·α, h = α/2 (atan)
     carry = np.zeros(N, mem.dtype)
-    gb = 0.0
-    gt = 0.0
-    half_pi = math.pi / 2
+    gbv = np.zeros(N if need_b else 1, np.float64)
+    gtv = np.zeros(N if need_t else 1, np.float64)
     for t in range(T - 1, -1, -1):
-        for n in range(N):
-            a = carry[n]
-            if has_gm:
-                a += gm[t, n]
-            if has_gs:
-                u = mem[t, n] - th
-                if surr == 0:  # ATan: α/2 / (1 + (π/2·α·u)²)
-                    v = half_pi * p * u
-                    d = (p / 2) / (one + v * v)
-                else:  # FastSigmoid: 1 / (k|u| + 1)²
-                    v = p * abs(u) + one
-                    d = one / (v * v)
-                sg = gs[t, n] * d
-                a += sg
-                gt -= sg
-            delta[t, n] = a
-            r = spk[t - 1, n] if t > 0 else s0[n]
-            prev = mem[t - 1, n] if t > 0 else m0[n]
-            if mode == 0:
-                prev = (one - r) * prev
-                carry[n] = b * ((one - r) * a)
-            else:
-                carry[n] = b * a
-                if mode == 1:
-                    gt -= a * r
-            gb += a * prev  # (the carry out of t = 0 is dropped: the initial state is detached)
-    acc[0] = gb
-    acc[1] = gt
+        dl = delta[t]
+        if has_gm:
+            g_m = gm[t]
+            for n in range(N):
+                dl[n] = carry[n] + g_m[n]
+        else:
+            for n in range(N):
+                dl[n] = carry[n]
+        if has_gs:
+            g_s = gs[t]
+            mt = mem[t]
+            if surr == 0:  # ATan: α/2 / (1 + (π/2·α·u)²)
+                for n in range(N):
+                    v = k * (mt[n] - th)
+                    sg = g_s[n] * (h / (one + v * v))
+                    dl[n] += sg
+                    if need_t:
+                        gtv[n] -= sg
+            else:  # FastSigmoid: 1 / (k|u| + 1)²
+                for n in range(N):
+                    v = k * abs(mt[n] - th) + one
+                    sg = g_s[n] * (one / (v * v))
+                    dl[n] += sg
+                    if need_t:
+                        gtv[n] -= sg
+        r = spk[t - 1] if t > 0 else s0
+        prev = mem[t - 1] if t > 0 else m0
+        if mode == 0:
+            for n in range(N):
+                carry[n] = b * ((one - r[n]) * dl[n])
+            if need_b:
+                for n in range(N):
+                    gbv[n] += dl[n] * ((one - r[n]) * prev[n])
+        else:
+            for n in range(N):
+                carry[n] = b * dl[n]
+            if need_b:
+                for n in range(N):
+                    gbv[n] += dl[n] * prev[n]
+            if need_t and mode == 1:
+                for n in range(N):
+                    gtv[n] -= dl[n] * r[n]
+    # (the carry out of t = 0 is dropped: the initial state is detached)
+    acc[0] = gbv.sum() if need_b else 0.0
+    acc[1] = gtv.sum() if need_t else 0.0
 
 
 def _surrogate_kind(fn: Callable) -> tuple[int, float] | None:
@@ -184,7 +203,9 @@ class _LeakyScan(torch.autograd.Function):
         if surr is not None:
             T = mem.shape[0]
             np_dt = np.float32 if mem.dtype == torch.float32 else np.float64
-            consts = np.array([float(bc), float(thr), surr[1], 1.0], dtype=np_dt)
+            p = surr[1]
+            k, h = (math.pi / 2 * p, p / 2) if surr[0] == _SURR_ATAN else (p, 0.0)
+            consts = np.array([float(bc), float(thr), k, h, 1.0], dtype=np_dt)
             delta = torch.empty_like(mem)
             acc = np.zeros(2, dtype=np.float64)
             empty = np.zeros((0, 0), dtype=np_dt)
@@ -192,7 +213,8 @@ class _LeakyScan(torch.autograd.Function):
             gm = g_mem.contiguous().reshape(T, -1).numpy() if g_mem is not None else empty
             _scan_bwd_kernel(mem.reshape(T, -1).numpy(), spk.reshape(T, -1).numpy(), m0.reshape(-1).numpy(),
                              s0.reshape(-1).numpy(), gs, gm, consts, mode,
-                             surr[0], g_spk is not None, g_mem is not None, delta.reshape(T, -1).numpy(), acc)
+                             surr[0], g_spk is not None, g_mem is not None, bool(ctx.needs_input_grad[1]),
+                             bool(ctx.needs_input_grad[2]), delta.reshape(T, -1).numpy(), acc)
             g_beta = g_thr = None
             if ctx.needs_input_grad[1]:
                 inside = bool((beta >= 0) & (beta <= 1))

@@ -22,44 +22,124 @@ SPARSE_MIN_OUT = 128
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _spmm_fwd(x: np.ndarray, wt: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+def _row_counts(x: np.ndarray, ptr: np.ndarray) -> bool:  # pragma: no cover
+    """ptr[r+1] = number of non-zeros of row r (then prefix-summed); returns whether every non-zero is 1."""
     M, K = x.shape
-    N = wt.shape[1]
+    binary = True
+    ptr[0] = 0
     for r in range(M):
-        o = out[r]
-        for n in range(N):
-            o[n] = b[n]
+        c = 0
         xr = x[r]
         for k in range(K):
             v = xr[k]
             if v != 0:
-                w = wt[k]
-                if v == 1:
-                    for n in range(N):
-                        o[n] += w[n]
-                else:
-                    for n in range(N):
-                        o[n] += v * w[n]
+                c += 1
+                if v != 1:
+                    binary = False
+        ptr[r + 1] = ptr[r] + c
+    return binary
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _spmm_wgrad(x: np.ndarray, g: np.ndarray, gwt: np.ndarray) -> None:  # pragma: no cover
+def _fill_csr(x: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:  # pragma: no cover
     M, K = x.shape
-    N = g.shape[1]
-    gwt[:] = 0
     for r in range(M):
-        gr = g[r]
+        j = ptr[r]
         xr = x[r]
         for k in range(K):
             v = xr[k]
             if v != 0:
-                d = gwt[k]
-                if v == 1:
-                    for n in range(N):
+                idx[j] = k
+                val[j] = v
+                j += 1
+
+
+# Output columns are processed in tiles of _TILE: the weight (forward) or weight-gradient (backward)
+# columns of one tile, K × _TILE values, stay in the L2 cache while every row's events pass over them.
+_TILE = 128
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _csr_fwd(ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, binary: bool, wt: np.ndarray, b: np.ndarray,
+             out: np.ndarray) -> None:  # pragma: no cover
+    """out[r] = b + Σ_j val[j]·wt[idx[j], n0:n1] over row r's non-zeros (gather-add of weight rows; binary
+    inputs: adds only, four rows per pass), one tile of output columns at a time."""
+    M = out.shape[0]
+    N = wt.shape[1]
+    for n0 in range(0, N, _TILE):
+        n1 = min(n0 + _TILE, N)
+        for r in range(M):
+            o = out[r, n0:n1]
+            o[:] = b[n0:n1]
+            j, end = ptr[r], ptr[r + 1]
+            if binary:
+                while j + 4 <= end:
+                    w0, w1 = wt[idx[j], n0:n1], wt[idx[j + 1], n0:n1]
+                    w2, w3 = wt[idx[j + 2], n0:n1], wt[idx[j + 3], n0:n1]
+                    for n in range(n1 - n0):
+                        o[n] += (w0[n] + w1[n]) + (w2[n] + w3[n])
+                    j += 4
+                while j < end:
+                    w0 = wt[idx[j], n0:n1]
+                    for n in range(n1 - n0):
+                        o[n] += w0[n]
+                    j += 1
+            else:
+                while j < end:
+                    v = val[j]
+                    w0 = wt[idx[j], n0:n1]
+                    for n in range(n1 - n0):
+                        o[n] += v * w0[n]
+                    j += 1
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _csr_wgrad(ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, binary: bool, g: np.ndarray,
+               gwt: np.ndarray) -> None:  # pragma: no cover
+    """gwt[k] = Σ_{r: x[r,k] ≠ 0} x[r,k]·g[r] (scatter-add of gradient rows), one tile of columns at a
+    time so that the tile of gwt being accumulated stays in the L2 cache."""
+    M = g.shape[0]
+    N = g.shape[1]
+    gwt[:] = 0
+    for n0 in range(0, N, _TILE):
+        n1 = min(n0 + _TILE, N)
+        for r in range(M):
+            gr = g[r, n0:n1]
+            j, end = ptr[r], ptr[r + 1]
+            if binary:
+                while j < end:
+                    d = gwt[idx[j], n0:n1]
+                    for n in range(n1 - n0):
                         d[n] += gr[n]
-                else:
-                    for n in range(N):
+                    j += 1
+            else:
+                while j < end:
+                    v = val[j]
+                    d = gwt[idx[j], n0:n1]
+                    for n in range(n1 - n0):
                         d[n] += v * gr[n]
+                    j += 1
+
+
+class Events:
+    """The non-zeros of a 2-D input ``x [M, K]`` in CSR form (``ptr``, ``idx``, ``val``), whether they
+    are all 1 (``binary``), and ``nnz``; built in two passes (count, fill), the fill only on demand."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+        self.M, self.K = x.shape
+        self.ptr = np.empty(self.M + 1, np.int64)
+        self.binary = bool(_row_counts(x, self.ptr))
+        self.nnz = int(self.ptr[-1])
+        self.idx: np.ndarray | None = None
+        self.val: np.ndarray | None = None
+
+    def fill(self) -> "Events":
+        if self.idx is None:
+            self.idx = np.empty(self.nnz, np.int32)
+            self.val = np.empty(self.nnz, self.x.dtype)
+            _fill_csr(self.x, self.ptr, self.idx, self.val)
+        return self
 
 
 def use_sparse(x2d: torch.Tensor, out_features: int, mode: bool | str) -> bool:
@@ -90,7 +170,9 @@ class SparseLinearFn(torch.autograd.Function):
         wt = wd.t().contiguous()
         bias = b.detach().to(x.dtype) if b is not None else torch.zeros(wd.shape[0], dtype=x.dtype)
         out = torch.empty(xd.shape[0], wd.shape[0], dtype=x.dtype)
-        _spmm_fwd(xd.numpy(), wt.numpy(), bias.contiguous().numpy(), out.numpy())
+        ev = Events(xd.numpy()).fill()
+        _csr_fwd(ev.ptr, ev.idx, ev.val, ev.binary, wt.numpy(), bias.contiguous().numpy(), out.numpy())
+        ctx.events = ev
         ctx.save_for_backward(xd, w)
         ctx.has_bias = b is not None
         return out
@@ -104,7 +186,8 @@ class SparseLinearFn(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gc = g.contiguous()
             gwt = torch.empty(x.shape[1], gc.shape[1], dtype=gc.dtype)
-            _spmm_wgrad(x.numpy(), gc.numpy(), gwt.numpy())
+            ev = ctx.events
+            _csr_wgrad(ev.ptr, ev.idx, ev.val, ev.binary, gc.numpy(), gwt.numpy())
             gw = gwt.t()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g.sum(0)
