@@ -5,10 +5,11 @@ Forward ``y[r] = b + Σ_{k: x[r,k] ≠ 0} x[r,k]·Wᵀ[k]`` and weight gradient
 cost scales with the spike rate instead of the full ``M·K·N`` of a dense GEMM. The input gradient
 ``∂L/∂x = ∂L/∂y · W`` is dense (computed by torch only when the input needs it).
 
-Measured (bench/networks.py, one thread): at ~13 % input density the Numba kernels take about half
-the time of the dense GEMM for a 784→1000 layer over T·B = 3200 rows; they lose above ~25–30 %
-density or with small output widths, so :func:`use_sparse` only picks them for wide layers and
-sparse inputs. The summation order differs from GEMM, so results agree to rounding (not bitwise).
+The input's non-zeros are listed once per forward (CSR: row pointers, column indices, values) and
+reused by the weight gradient. The cost scales with the spike count, the dense GEMM's with M·K·N, so
+:func:`use_sparse` picks the event product for wide layers below a density threshold: the crossover
+measured by ``bench/peers.py`` / ``bench/networks.py`` (results/speed/README.md). The summation order
+differs from GEMM, so results agree to rounding (not bitwise).
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import numba
 import numpy as np
 import torch
 
-# Choose the event-driven product only when it measured faster (see module docstring).
-SPARSE_MAX_DENSITY = 0.2
+# Choose the event-driven product only where it measured faster than the dense GEMM (module docstring).
+SPARSE_MAX_DENSITY = 0.08
 SPARSE_MIN_OUT = 128
 
 
@@ -145,7 +146,8 @@ class Events:
 def use_sparse(x2d: torch.Tensor, out_features: int, mode: bool | str) -> bool:
     """Whether to use the event-driven product for input ``x2d [M, K]``: ``mode`` True/False forces,
     ``"auto"`` picks it on CPU float32/64 when the input density ≤ SPARSE_MAX_DENSITY and the layer has
-    ≥ SPARSE_MIN_OUT outputs (where it measured faster than dense GEMM)."""
+    ≥ SPARSE_MIN_OUT outputs (where it measured faster than dense GEMM). The density is counted on
+    every 8th row when there are ≥ 256 rows (a deterministic sample: the same input, the same choice)."""
     if mode is False:
         return False
     ok = x2d.device.type == "cpu" and x2d.dtype in (torch.float32, torch.float64)
@@ -155,7 +157,8 @@ def use_sparse(x2d: torch.Tensor, out_features: int, mode: bool | str) -> bool:
         return True
     if not ok or out_features < SPARSE_MIN_OUT or x2d.numel() == 0:
         return False
-    return torch.count_nonzero(x2d).item() <= SPARSE_MAX_DENSITY * x2d.numel()
+    sample = x2d[::8] if x2d.shape[0] >= 256 else x2d
+    return torch.count_nonzero(sample).item() <= SPARSE_MAX_DENSITY * sample.numel()
 
 
 class SparseLinearFn(torch.autograd.Function):

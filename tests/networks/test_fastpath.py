@@ -167,9 +167,14 @@ def test_event_driven_product_matches_dense_linear():
         torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-5)
         for a, c in zip(grads1, grads2):
             torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-4)
-    assert use_sparse((torch.rand(100, 70) < 0.1).float(), 150, "auto")
-    assert not use_sparse((torch.rand(100, 70) < 0.5).float(), 150, "auto")  # too dense
+    assert use_sparse((torch.rand(100, 70) < 0.04).float(), 150, "auto")
+    assert not use_sparse((torch.rand(100, 70) < 0.13).float(), 150, "auto")  # MNIST rate code: dense wins
     assert not use_sparse((torch.rand(100, 70) < 0.1).float(), 10, "auto")  # too narrow
+    big = torch.zeros(512, 70)
+    big[1::8] = 1.0                          # dense rows the every-8th-row sample skips …
+    assert use_sparse(big, 150, "auto")
+    big[::8] = 1.0                           # … and sampled rows that are dense
+    assert not use_sparse(big, 150, "auto")
     with pytest.raises(ValueError, match="CPU"):
         use_sparse(torch.zeros(3, 4, dtype=torch.float16), 200, True)
 
