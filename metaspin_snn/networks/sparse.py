@@ -6,7 +6,8 @@ cost scales with the spike rate instead of the full ``M·K·N`` of a dense GEMM.
 ``∂L/∂x = ∂L/∂y · W`` is dense (computed by torch only when the input needs it).
 
 The input's non-zeros are listed once per forward (CSR: row pointers, column indices, values) and
-reused by the weight gradient. The cost scales with the spike count, the dense GEMM's with M·K·N, so
+reused by the weight gradient, which falls back to the dense ``gᵀ·x`` above its own (lower) density
+threshold. The cost scales with the spike count, the dense GEMM's with M·K·N, so
 :func:`use_sparse` picks the event product for wide layers below a density threshold: the crossover
 measured by ``bench/peers.py`` / ``bench/networks.py`` (results/speed/README.md). The summation order
 differs from GEMM, so results agree to rounding (not bitwise).
@@ -17,42 +18,40 @@ import numba
 import numpy as np
 import torch
 
-# Choose the event-driven product only where it measured faster than the dense GEMM (module docstring).
-SPARSE_MAX_DENSITY = 0.08
+# Choose the event-driven product only where it measured faster than the dense GEMM (module docstring):
+# the forward gather-add below SPARSE_MAX_DENSITY; its weight gradient (a scatter-add, slower per event)
+# below SPARSE_WGRAD_MAX_DENSITY, the dense product gᵀ·x above it.
+SPARSE_MAX_DENSITY = 0.13
+SPARSE_WGRAD_MAX_DENSITY = 0.09
 SPARSE_MIN_OUT = 128
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _row_counts(x: np.ndarray, ptr: np.ndarray) -> bool:  # pragma: no cover
-    """ptr[r+1] = number of non-zeros of row r (then prefix-summed); returns whether every non-zero is 1."""
+def _build_csr(x: np.ndarray, ptr: np.ndarray, idx: np.ndarray) -> bool:  # pragma: no cover
+    """One branch-free pass: idx[ptr[r]:ptr[r+1]] = the columns of row r's non-zeros (every column is
+    written, the write position only advances on a non-zero); returns whether every non-zero is 1."""
     M, K = x.shape
-    binary = True
+    j = 0
+    other = 0
     ptr[0] = 0
     for r in range(M):
-        c = 0
         xr = x[r]
         for k in range(K):
             v = xr[k]
-            if v != 0:
-                c += 1
-                if v != 1:
-                    binary = False
-        ptr[r + 1] = ptr[r] + c
-    return binary
+            idx[j] = k
+            nz = v != 0
+            other |= nz & (v != 1)
+            j += nz
+        ptr[r + 1] = j
+    return other == 0
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _fill_csr(x: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:  # pragma: no cover
-    M, K = x.shape
+def _gather_values(x: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:  # pragma: no cover
+    M = x.shape[0]
     for r in range(M):
-        j = ptr[r]
-        xr = x[r]
-        for k in range(K):
-            v = xr[k]
-            if v != 0:
-                idx[j] = k
-                val[j] = v
-                j += 1
+        for j in range(ptr[r], ptr[r + 1]):
+            val[j] = x[r, idx[j]]
 
 
 # Output columns are processed in tiles of _TILE: the weight (forward) or weight-gradient (backward)
@@ -74,12 +73,14 @@ def _csr_fwd(ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, binary: bool, wt
             o[:] = b[n0:n1]
             j, end = ptr[r], ptr[r + 1]
             if binary:
-                while j + 4 <= end:
+                while j + 8 <= end:
                     w0, w1 = wt[idx[j], n0:n1], wt[idx[j + 1], n0:n1]
                     w2, w3 = wt[idx[j + 2], n0:n1], wt[idx[j + 3], n0:n1]
+                    w4, w5 = wt[idx[j + 4], n0:n1], wt[idx[j + 5], n0:n1]
+                    w6, w7 = wt[idx[j + 6], n0:n1], wt[idx[j + 7], n0:n1]
                     for n in range(n1 - n0):
-                        o[n] += (w0[n] + w1[n]) + (w2[n] + w3[n])
-                    j += 4
+                        o[n] += ((w0[n] + w1[n]) + (w2[n] + w3[n])) + ((w4[n] + w5[n]) + (w6[n] + w7[n]))
+                    j += 8
                 while j < end:
                     w0 = wt[idx[j], n0:n1]
                     for n in range(n1 - n0):
@@ -124,23 +125,20 @@ def _csr_wgrad(ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, binary: bool, 
 
 class Events:
     """The non-zeros of a 2-D input ``x [M, K]`` in CSR form (``ptr``, ``idx``, ``val``), whether they
-    are all 1 (``binary``), and ``nnz``; built in two passes (count, fill), the fill only on demand."""
+    are all 1 (``binary``), and ``nnz``: one branch-free pass over ``x`` (values gathered after it)."""
 
     def __init__(self, x: np.ndarray) -> None:
         self.x = x
         self.M, self.K = x.shape
         self.ptr = np.empty(self.M + 1, np.int64)
-        self.binary = bool(_row_counts(x, self.ptr))
+        idx = np.empty(self.M * self.K + 1, np.int32)
+        self.binary = bool(_build_csr(x, self.ptr, idx))
         self.nnz = int(self.ptr[-1])
-        self.idx: np.ndarray | None = None
-        self.val: np.ndarray | None = None
-
-    def fill(self) -> "Events":
-        if self.idx is None:
-            self.idx = np.empty(self.nnz, np.int32)
-            self.val = np.empty(self.nnz, self.x.dtype)
-            _fill_csr(self.x, self.ptr, self.idx, self.val)
-        return self
+        self.idx = idx[:self.nnz].copy() if self.nnz < idx.size // 4 else idx
+        self.val = np.ones(0, x.dtype)
+        if not self.binary:
+            self.val = np.empty(self.nnz, x.dtype)
+            _gather_values(x, self.ptr, self.idx, self.val)
 
 
 def use_sparse(x2d: torch.Tensor, out_features: int, mode: bool | str) -> bool:
@@ -173,9 +171,9 @@ class SparseLinearFn(torch.autograd.Function):
         wt = wd.t().contiguous()
         bias = b.detach().to(x.dtype) if b is not None else torch.zeros(wd.shape[0], dtype=x.dtype)
         out = torch.empty(xd.shape[0], wd.shape[0], dtype=x.dtype)
-        ev = Events(xd.numpy()).fill()
+        ev = Events(xd.numpy())
         _csr_fwd(ev.ptr, ev.idx, ev.val, ev.binary, wt.numpy(), bias.contiguous().numpy(), out.numpy())
-        ctx.events = ev
+        ctx.events = ev if ev.nnz <= SPARSE_WGRAD_MAX_DENSITY * max(1, ev.M * ev.K) else None
         ctx.save_for_backward(xd, w)
         ctx.has_bias = b is not None
         return out
@@ -187,11 +185,14 @@ class SparseLinearFn(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = g @ w.detach()
         if ctx.needs_input_grad[1]:
-            gc = g.contiguous()
-            gwt = torch.empty(x.shape[1], gc.shape[1], dtype=gc.dtype)
             ev = ctx.events
-            _csr_wgrad(ev.ptr, ev.idx, ev.val, ev.binary, gc.numpy(), gwt.numpy())
-            gw = gwt.t()
+            if ev is None:  # denser than SPARSE_WGRAD_MAX_DENSITY: the dense product is faster
+                gw = g.t() @ x
+            else:
+                gc = g.contiguous()
+                gwt = torch.empty(x.shape[1], gc.shape[1], dtype=gc.dtype)
+                _csr_wgrad(ev.ptr, ev.idx, ev.val, ev.binary, gc.numpy(), gwt.numpy())
+                gw = gwt.t()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g.sum(0)
         return gx, gw, gb
