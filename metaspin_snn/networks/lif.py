@@ -60,60 +60,68 @@ def _scan_fwd_kernel(cur, m0, s0, consts, mode, mem, spk):  # pragma: no cover -
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _scan_bwd_kernel(mem, spk, m0, s0, gs, gm, consts, mode, surr, has_gs, has_gm, need_b, need_t,
+def _scan_bwd_kernel(mem, spk, m0, s0, gs, gm, consts, c64, mode, surr, has_gs, has_gm, need_b, need_t,
                      delta, acc):  # pragma: no cover
     """delta[t] = gm[t] + gs[t]·σ'(mem[t] − θ) + c[t+1]·delta[t+1]; acc[0] = Σ δ·m̃[t−1] (∂L/∂β, when
-    ``need_b``), acc[1] = −Σ gs·σ' − Σ δ·r (subtract) (∂L/∂θ, when ``need_t``). Each pass over a time
-    step is a branch-free loop over the neurons (vectorised); the β/θ sums are kept per neuron and
-    added up at the end."""
+    ``need_b``), acc[1] = −Σ gs·σ' − Σ δ·r (subtract) (∂L/∂θ, when ``need_t``).
+
+    Each time step is a few branch-free loops over the neurons (vectorised). δ of one step is formed
+    in float64 and rounded to the tensor's dtype, with the operations in the order of the one-loop
+    form this replaced (so δ, the input gradient, is unchanged to the bit); the β/θ sums are kept per
+    neuron and added up at the end. ``c64`` = (π/2·α, α/2) for ATan, in float64."""
     T, N = mem.shape
-    b, th, k, h, one = consts[0], consts[1], consts[2], consts[3], consts[4]  # k = π/2·α, h = α/2 (atan)
+    b, th, p, one = consts[0], consts[1], consts[2], consts[3]
+    kp, p2 = c64[0], c64[1]
     carry = np.zeros(N, mem.dtype)
+    a = np.empty(N, np.float64)
     gbv = np.zeros(N if need_b else 1, np.float64)
     gtv = np.zeros(N if need_t else 1, np.float64)
     for t in range(T - 1, -1, -1):
-        dl = delta[t]
+        for n in range(N):
+            a[n] = carry[n]
         if has_gm:
             g_m = gm[t]
             for n in range(N):
-                dl[n] = carry[n] + g_m[n]
-        else:
-            for n in range(N):
-                dl[n] = carry[n]
+                a[n] += g_m[n]
         if has_gs:
             g_s = gs[t]
             mt = mem[t]
             if surr == 0:  # ATan: α/2 / (1 + (π/2·α·u)²)
                 for n in range(N):
-                    v = k * (mt[n] - th)
-                    sg = g_s[n] * (h / (one + v * v))
-                    dl[n] += sg
+                    u = mt[n] - th
+                    v = kp * u
+                    sg = g_s[n] * (p2 / (one + v * v))
+                    a[n] += sg
                     if need_t:
                         gtv[n] -= sg
             else:  # FastSigmoid: 1 / (k|u| + 1)²
                 for n in range(N):
-                    v = k * abs(mt[n] - th) + one
+                    u = mt[n] - th
+                    v = np.float64(p * abs(u) + one)
                     sg = g_s[n] * (one / (v * v))
-                    dl[n] += sg
+                    a[n] += sg
                     if need_t:
                         gtv[n] -= sg
+        dl = delta[t]
+        for n in range(N):
+            dl[n] = a[n]
         r = spk[t - 1] if t > 0 else s0
         prev = mem[t - 1] if t > 0 else m0
         if mode == 0:
             for n in range(N):
-                carry[n] = b * ((one - r[n]) * dl[n])
+                carry[n] = b * ((one - r[n]) * a[n])
             if need_b:
                 for n in range(N):
-                    gbv[n] += dl[n] * ((one - r[n]) * prev[n])
+                    gbv[n] += a[n] * ((one - r[n]) * prev[n])
         else:
             for n in range(N):
-                carry[n] = b * dl[n]
+                carry[n] = b * a[n]
             if need_b:
                 for n in range(N):
-                    gbv[n] += dl[n] * prev[n]
+                    gbv[n] += a[n] * prev[n]
             if need_t and mode == 1:
                 for n in range(N):
-                    gtv[n] -= dl[n] * r[n]
+                    gtv[n] -= a[n] * r[n]
     # (the carry out of t = 0 is dropped: the initial state is detached)
     acc[0] = gbv.sum() if need_b else 0.0
     acc[1] = gtv.sum() if need_t else 0.0
@@ -203,16 +211,16 @@ class _LeakyScan(torch.autograd.Function):
         if surr is not None:
             T = mem.shape[0]
             np_dt = np.float32 if mem.dtype == torch.float32 else np.float64
-            p = surr[1]
-            k, h = (math.pi / 2 * p, p / 2) if surr[0] == _SURR_ATAN else (p, 0.0)
-            consts = np.array([float(bc), float(thr), k, h, 1.0], dtype=np_dt)
+            consts = np.array([float(bc), float(thr), surr[1], 1.0], dtype=np_dt)
+            p32 = float(consts[2])  # α as the kernel's dtype holds it
+            c64 = np.array([math.pi / 2 * p32, p32 / 2], dtype=np.float64)
             delta = torch.empty_like(mem)
             acc = np.zeros(2, dtype=np.float64)
             empty = np.zeros((0, 0), dtype=np_dt)
             gs = g_spk.contiguous().reshape(T, -1).numpy() if g_spk is not None else empty
             gm = g_mem.contiguous().reshape(T, -1).numpy() if g_mem is not None else empty
             _scan_bwd_kernel(mem.reshape(T, -1).numpy(), spk.reshape(T, -1).numpy(), m0.reshape(-1).numpy(),
-                             s0.reshape(-1).numpy(), gs, gm, consts, mode,
+                             s0.reshape(-1).numpy(), gs, gm, consts, c64, mode,
                              surr[0], g_spk is not None, g_mem is not None, bool(ctx.needs_input_grad[1]),
                              bool(ctx.needs_input_grad[2]), delta.reshape(T, -1).numpy(), acc)
             g_beta = g_thr = None
