@@ -58,6 +58,15 @@ class PlainSnnTorch(nn.Module):
         return count
 
 
+def mnist_batches(n: int, gen: torch.Generator):
+    """``n`` batches of B real MNIST training digits: pixels in [0, 1], flattened ``[n·B, 784]``, and
+    their labels, with the rate code ``[T, B, 784]`` of each batch drawn from ``gen``."""
+    tr = load_mnist(None, "train")
+    imgs = tr.images[: n * B].reshape(n * B, -1).float() / 255.0
+    return imgs, tr.labels, [(rate(imgs[i * B:(i + 1) * B], T, generator=gen), tr.labels[i * B:(i + 1) * B])
+                             for i in range(n)]
+
+
 def make_variants(batches):
     torch.manual_seed(0)
     plain = PlainSnnTorch()
@@ -121,11 +130,7 @@ def main() -> None:
     ap.add_argument("--product-repeat", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    tr = load_mnist(None, "train")
-    gen = torch.Generator().manual_seed(0)
-    nb = args.repeat + args.warmup
-    imgs = tr.images[: nb * B].reshape(nb * B, -1).float() / 255.0
-    batches = [(rate(imgs[i * B:(i + 1) * B], T, generator=gen), tr.labels[i * B:(i + 1) * B]) for i in range(nb)]
+    _, _, batches = mnist_batches(args.repeat + args.warmup, torch.Generator().manual_seed(0))
     print(f"784-1000-10 spiking MLP, B = {B}, T = {T}, torch threads = {torch.get_num_threads()}, "
           f"input spike density {float(batches[0][0].mean()):.3f}")
     variants = make_variants(batches)

@@ -36,10 +36,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from networks import PlainSnnTorch  # noqa: E402  (bench/networks.py: the snnTorch tutorial network)
+from networks import PlainSnnTorch, mnist_batches  # noqa: E402  (bench/networks.py)
 
-from metaspin_snn.data import load_mnist  # noqa: E402
-from metaspin_snn.data.encoding import rate  # noqa: E402
 from metaspin_snn.networks import SpikingMLP, make_optimizer, train_step  # noqa: E402
 from metaspin_snn.synapses.registry import synapse_factory  # noqa: E402
 
@@ -139,11 +137,9 @@ def build_variants(compile_: bool, example):
     return out
 
 
-def batches_for(kind: str, n: int, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
-    if kind == "mnist":
-        return [(rate(images[i * B:(i + 1) * B], T, generator=gen), labels[i * B:(i + 1) * B]) for i in range(n)]
-    d = float(kind)
-    return [((torch.rand(T, B, 784, generator=gen) < d).float(), labels[i * B:(i + 1) * B]) for i in range(n)]
+def uniform_batches(density: float, labels: torch.Tensor, n: int, gen: torch.Generator):
+    """``n`` batches of uniform Bernoulli spikes ``[T, B, 784]`` of the given density (with MNIST labels)."""
+    return [((torch.rand(T, B, 784, generator=gen) < density).float(), labels[i * B:(i + 1) * B]) for i in range(n)]
 
 
 def main() -> None:
@@ -154,12 +150,11 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    tr = load_mnist(None, "train")
     gen = torch.Generator().manual_seed(0)
     nb = args.repeat + args.warmup
-    imgs = tr.images[: nb * B].reshape(nb * B, -1).float() / 255.0
     kinds = [k.strip() for k in args.densities.split(",") if k.strip()]
-    data = {k: batches_for(k, nb, imgs, tr.labels, gen) for k in kinds}
+    _, labels, mnist = mnist_batches(nb, gen)
+    data = {k: mnist if k == "mnist" else uniform_batches(float(k), labels, nb, gen) for k in kinds}
     print(f"784-1000-10 spiking MLP, B = {B}, T = {T}, torch {torch.__version__}, threads = {torch.get_num_threads()}")
     variants = build_variants(not args.no_compile, data[kinds[0]][0])
     med: dict[str, dict[str, float]] = {}

@@ -25,50 +25,47 @@ def add_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.data_command == "download":
         return _download(args)
-    from ..data import DatasetError, load_mnist, load_nmnist
+    from ..data import load_mnist, load_nmnist
     from ..data.events import EVENT_DATASETS, load_events, present
     from ..data.idx import IMAGE_DATASETS, data_root_choice, load_image_dataset
 
     root, why = data_root_choice(args.data_root)
     print(f"data root: {root} ({why})")
-    status = 0
+    ok = True
     for name, fn in (("mnist", load_mnist), ("nmnist-small", load_nmnist)):
         if name != "mnist" and not (root / name).is_dir():  # MNIST is required (the main job), the rest optional
             print(f"  {name:13s} absent (optional: the N-MNIST subset of ../shared/data)")
             continue
-        for split in ("train", "test"):
-            try:
-                ds = fn(args.data_root, split)
-                counts = ds.labels.bincount().tolist()
-                print(f"  {name:13s} {split:5s} OK   {len(ds):6d} samples, verified; class counts {counts}")
-            except DatasetError as e:
-                status = 2  # bad input: a missing, corrupt or unverifiable file
-                print(f"  {name:13s} {split:5s} FAIL {e}")
+        ok &= _check_splits(name, lambda sp, fn=fn: fn(args.data_root, sp),
+                            lambda ds: f"{len(ds):6d} samples, verified; class counts {ds.labels.bincount().tolist()}")
     # optional datasets: checked when present, listed as absent otherwise
     for name in IMAGE_DATASETS[1:]:
         if not (root / name).is_dir():
             print(f"  {name:13s} absent (optional: metaspin data download {name})")
             continue
-        for split in ("train", "test"):
-            try:
-                ds = load_image_dataset(name, root, split)
-                print(f"  {name:13s} {split:5s} OK   {len(ds):6d} samples, verified")
-            except DatasetError as e:
-                status = 2
-                print(f"  {name:13s} {split:5s} FAIL {e}")
+        ok &= _check_splits(name, lambda sp, name=name: load_image_dataset(name, root, sp),
+                            lambda ds: f"{len(ds):6d} samples, verified")
     for name in EVENT_DATASETS:
         if not any(present(name, root, s) for s in ("train", "test")):
             print(f"  {name:13s} absent (optional: metaspin data download {name})")
             continue
-        for split in ("train", "test"):
-            try:
-                ev = load_events(name, root, split)
-                print(f"  {name:13s} {split:5s} OK   {len(ev):6d} recordings (tonic layout; checksums are "
-                      f"checked on download); class counts {ev.labels.bincount().tolist()}")
-            except DatasetError as e:
-                status = 2
-                print(f"  {name:13s} {split:5s} FAIL {e}")
-    return status
+        ok &= _check_splits(name, lambda sp, name=name: load_events(name, root, sp),
+                            lambda ev: f"{len(ev):6d} recordings (tonic layout; checksums are checked on "
+                                       f"download); class counts {ev.labels.bincount().tolist()}")
+    return 0 if ok else 2  # 2: bad input, a missing, corrupt or unverifiable file
+
+
+def _check_splits(name: str, load, describe) -> bool:
+    """Load the train and test split of ``name``; one OK / FAIL line each. Whether both loaded."""
+    from ..data import DatasetError
+    ok = True
+    for split in ("train", "test"):
+        try:
+            print(f"  {name:13s} {split:5s} OK   {describe(load(split))}")
+        except DatasetError as e:
+            ok = False
+            print(f"  {name:13s} {split:5s} FAIL {e}")
+    return ok
 
 
 def _download(args: argparse.Namespace) -> int:

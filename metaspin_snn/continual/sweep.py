@@ -319,7 +319,11 @@ def aggregate(sweep: Sweep, out: str | Path) -> dict[str, Any]:
                                "seeds": [r["seed"] for _, r in items], "n": len(items)}
         for m in METRICS:
             vals = [r["metrics"][m] for _, r in items if r["metrics"].get(m) is not None]
-            row[m] = {"mean": mean_std(vals)[0], "std": mean_std(vals)[1], "values": vals} if vals else None
+            if vals:
+                mu, sd = mean_std(vals)
+                row[m] = {"mean": mu, "std": sd, "values": vals}
+            else:
+                row[m] = None
         rows.append(row)
     table = {"source": sweep.source, "grid": sweep.grid, "rows": rows, "missing": missing}
     lines = ["| " + " | ".join([*keys, "seeds", "ACC (%)", "BWT (pp)", "forgetting (pp)"]) + " |",

@@ -18,7 +18,6 @@ reads); an archive already unpacked is not unpacked again.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .idx import DATASET_SHA256, MNIST_SHA256, DatasetError, _sha256
+from .idx import DATASET_SHA256, MNIST_SHA256, DatasetError, file_digest
 
 
 @dataclass(frozen=True)
@@ -108,16 +107,6 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
                 out.write(block)
 
 
-def _digest(path: Path, algo: str) -> str:
-    if algo == "sha256":
-        return _sha256(path)
-    h = hashlib.new(algo)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _safe_members(names: list[str], archive: Path) -> None:
     for n in names:
         p = Path(n)
@@ -170,7 +159,7 @@ def download(name: str, root: str | Path, mirror: str | None = None, timeout: fl
     for fname, want in ds.files.items():
         final = dest / fname
         if final.exists():
-            if _digest(final, ds.digest) != want:
+            if file_digest(final, ds.digest) != want:
                 raise DatasetError(f"corrupt file: {final}: {ds.digest} does not match the pinned value; delete "
                                    "it and download again")
             log(f"  {fname}: present, verified")
@@ -194,7 +183,7 @@ def _fetch_verified(ds: RemoteDataset, fname: str, want: str, dest: Path, mirror
         except (urllib.error.URLError, OSError, ValueError) as e:
             errors.append(f"{url}: {getattr(e, 'reason', e)}")
             continue
-        got = _digest(part, ds.digest)
+        got = file_digest(part, ds.digest)
         if got != want:
             part.unlink(missing_ok=True)
             raise DatasetError(f"download {url}: {ds.digest} {got} != pinned {want}; nothing was kept in {dest}")

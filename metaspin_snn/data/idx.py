@@ -133,8 +133,9 @@ def _find(directory: Path, stem: str) -> Path:
                        f"'{stem}' or '{stem}.gz' in {directory})")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_digest(path: Path, algo: str = "sha256") -> str:
+    """Hex digest of a file (``hashlib`` algorithm ``algo``), read in 1 MiB chunks."""
+    h = hashlib.new(algo)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
@@ -147,7 +148,7 @@ def read_idx(path: str | Path, expected_magic: int | None = None, expected_sha25
     if not path.is_file():
         raise DatasetError(f"missing file: {path}")
     if expected_sha256 is not None:
-        got = _sha256(path)
+        got = file_digest(path)
         if got != expected_sha256:
             raise DatasetError(f"corrupt file: {path}: sha256 {got} != expected {expected_sha256}")
     try:

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 # The event-driven forward below SPARSE_MAX_DENSITY; its weight gradient below SPARSE_WGRAD_MAX_DENSITY,
-# the dense product gᵀ·x above it (reached only when the product is forced). Measured here the
-# crossovers are lower (forward ≈ 0.14, weight gradient ≈ 0.095, results/speed/README.md), but a
-# change of policy changes which summation order a run uses, and so its published numbers: these stay
-# at the values the published runs used until those are rerun.
+# the dense product gᵀ·x above it (reached only when the product is forced). The crossovers measured by
+# bench/peers.py are lower (results/speed/README.md), but a change of policy changes which summation
+# order a run uses, and so its published numbers: these stay at the values the published runs used
+# until those are rerun.
 SPARSE_MAX_DENSITY = 0.2
 SPARSE_WGRAD_MAX_DENSITY = 0.2
 SPARSE_MIN_OUT = 128
@@ -64,8 +64,10 @@ _TILE = 128
 @numba.njit(cache=True, error_model="numpy")
 def _csr_fwd(ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, binary: bool, wt: np.ndarray, b: np.ndarray,
              out: np.ndarray) -> None:  # pragma: no cover
-    """out[r] = b + Σ_j val[j]·wt[idx[j], n0:n1] over row r's non-zeros (gather-add of weight rows; binary
-    inputs: adds only, four rows per pass), one tile of output columns at a time."""
+    """out[r] = b + Σ_j val[j]·wt[idx[j]] over row r's non-zeros in column order (gather-add of weight
+    rows; binary inputs: adds only, eight events per pass with one store of the output, in the order
+    of one add per event, so the sums are those of the one-event loop to the bit), one tile of output
+    columns at a time."""
     M = out.shape[0]
     N = wt.shape[1]
     for n0 in range(0, N, _TILE):
@@ -130,7 +132,6 @@ class Events:
     are all 1 (``binary``), and ``nnz``: one branch-free pass over ``x`` (values gathered after it)."""
 
     def __init__(self, x: np.ndarray) -> None:
-        self.x = x
         self.M, self.K = x.shape
         self.ptr = np.empty(self.M + 1, np.int64)
         idx = np.empty(self.M * self.K + 1, np.int32)
