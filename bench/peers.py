@@ -17,7 +17,11 @@ Peers are an optional, pinned install, never a runtime dependency:
 ``.venv/bin/pip install --no-deps -r bench/requirements-peers.txt`` (``--no-deps``: their own pins
 would replace the project's torch); a missing peer is skipped with a line.
 
-    python bench/peers.py [--repeat 9] [--warmup 2] [--densities mnist,0.02,0.05,0.13,0.3] [--no-compile]
+The process keeps freed heap memory (:func:`metaspin_snn.networks.keep_freed_memory`, as the
+``metaspin`` command does) for every variant alike; ``--allocator default`` leaves glibc's defaults.
+
+    python bench/peers.py [--repeat 9] [--warmup 2] [--densities mnist,0.02,0.03,0.05,0.13,0.3]
+                          [--no-compile] [--allocator kept|default]
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ from torch import nn  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from networks import PlainSnnTorch, mnist_batches  # noqa: E402  (bench/networks.py)
 
-from metaspin_snn.networks import SpikingMLP, make_optimizer, train_step  # noqa: E402
+from metaspin_snn.networks import SpikingMLP, keep_freed_memory, make_optimizer, train_step  # noqa: E402
 from metaspin_snn.synapses.registry import synapse_factory  # noqa: E402
 
 T, B, SIZES = 25, 128, (784, 1000, 10)
@@ -146,16 +150,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--densities", default="mnist,0.02,0.05,0.13,0.3")
+    ap.add_argument("--densities", default="mnist,0.02,0.03,0.05,0.13,0.3")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--allocator", choices=("kept", "default"), default="kept",
+                    help="kept: keep_freed_memory() for the whole process (default); default: glibc's settings")
     args = ap.parse_args()
+    kept = keep_freed_memory() if args.allocator == "kept" else False
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)
     nb = args.repeat + args.warmup
     kinds = [k.strip() for k in args.densities.split(",") if k.strip()]
     _, labels, mnist = mnist_batches(nb, gen)
     data = {k: mnist if k == "mnist" else uniform_batches(float(k), labels, nb, gen) for k in kinds}
-    print(f"784-1000-10 spiking MLP, B = {B}, T = {T}, torch {torch.__version__}, threads = {torch.get_num_threads()}")
+    print(f"784-1000-10 spiking MLP, B = {B}, T = {T}, torch {torch.__version__}, threads = {torch.get_num_threads()}, "
+          f"allocator: {'freed memory kept' if kept else 'glibc defaults'}")
     variants = build_variants(not args.no_compile, data[kinds[0]][0])
     med: dict[str, dict[str, float]] = {}
     for kind in kinds:

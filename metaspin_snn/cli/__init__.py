@@ -32,10 +32,13 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Expected failures (bad input, missing or corrupt files, an output folder that
     would be overwritten) print one line naming what and where and return 2; set
-    ``METASPIN_TRACEBACK=1`` to see the traceback instead."""
+    ``METASPIN_TRACEBACK=1`` to see the traceback instead. Keeps freed heap memory for the process
+    (:func:`metaspin_snn.networks.keep_freed_memory`)."""
     from ..data import DatasetError
 
     args = build_parser().parse_args(argv)
+    from ..networks import keep_freed_memory
+    keep_freed_memory()  # a training step's buffers reused by the next (METASPIN_KEEP_FREED_MEMORY=0: off)
     try:
         return int(args.func(args) or 0)
     except (DatasetError, OSError, ValueError, TypeError) as e:  # OSError: missing files, no permission, a full disk

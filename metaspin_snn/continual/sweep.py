@@ -166,7 +166,9 @@ def run_point(config: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     checkpoint if there is one; returns the run's metrics."""
     import torch
 
+    from ..networks import keep_freed_memory
     from .runner import run_stream
+    keep_freed_memory()  # as the metaspin command: a step's buffers reused by the next
     torch.set_num_threads(int(threads))
     cfg = RunConfig.from_dict(config, source="sweep point")
     res = run_stream(cfg, resume=True, progress=False, log=lambda s: None)

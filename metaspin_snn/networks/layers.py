@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..synapses.base import SynapseModel
-from .sparse import sparse_linear, use_sparse
+from .sparse import input_events, sparse_linear
 
 SynapseFactory = Callable[[tuple[int, ...]], SynapseModel]
 
@@ -144,8 +144,10 @@ class SynapticLinear(_SynapticBase):
             from ..synapses.magnetoionic import backward_read_linear
             return backward_read_linear(x, w, self.bias, read)
         mode = self.sparse if sparse is None else sparse
-        if mode is not False and x.dim() == 2 and use_sparse(x, self.out_features, mode):
-            return sparse_linear(x, w, self.bias)
+        if mode is not False and x.dim() == 2:
+            ev = input_events(x, self.out_features, mode)
+            if ev is not None:
+                return sparse_linear(x, w, self.bias, ev)
         return F.linear(x, w, self.bias)
 
     def extra_repr(self) -> str:

@@ -32,6 +32,7 @@ import snntorch as snn
 import torch
 
 RESETS = ("zero", "subtract", "none")
+_CHUNK = 2048  # neurons per pass of the backward kernel (all T over a chunk: its state stays in the L1 cache)
 _SURR_ATAN, _SURR_FAST_SIGMOID = 0, 1
 
 
@@ -65,63 +66,72 @@ def _scan_bwd_kernel(mem, spk, m0, s0, gs, gm, consts, c64, mode, surr, has_gs, 
     """delta[t] = gm[t] + gs[t]·σ'(mem[t] − θ) + c[t+1]·delta[t+1]; acc[0] = Σ δ·m̃[t−1] (∂L/∂β, when
     ``need_b``), acc[1] = −Σ gs·σ' − Σ δ·r (subtract) (∂L/∂θ, when ``need_t``).
 
-    Each time step is a few branch-free loops over the neurons (vectorised). δ of one step is formed
+    Neurons are taken in chunks of ``_CHUNK`` (the recursion runs over all T within a chunk, so the
+    carried state stays in the L1 cache); each time step is a few branch-free loops over the chunk's
+    neurons (vectorised). δ of one step is formed
     in float64 and rounded to the tensor's dtype, with the operations in the order of the one-loop
     form this replaced (so δ, the input gradient, is unchanged to the bit); the β/θ sums are kept per
     neuron and added up at the end. ``c64`` = (π/2·α, α/2) for ATan, in float64."""
     T, N = mem.shape
     b, th, p, one = consts[0], consts[1], consts[2], consts[3]
     kp, p2 = c64[0], c64[1]
-    carry = np.zeros(N, mem.dtype)
-    a = np.empty(N, np.float64)
-    gbv = np.zeros(N if need_b else 1, np.float64)
+    C = min(N, _CHUNK)
+    carry = np.zeros(C, mem.dtype)
+    a = np.empty(C, np.float64)
+    gbv = np.zeros(N if need_b else 1, np.float64)  # per neuron, summed at the end
     gtv = np.zeros(N if need_t else 1, np.float64)
-    for t in range(T - 1, -1, -1):
-        for n in range(N):
-            a[n] = carry[n]
-        if has_gm:
-            g_m = gm[t]
-            for n in range(N):
-                a[n] += g_m[n]
-        if has_gs:
-            g_s = gs[t]
-            mt = mem[t]
-            if surr == 0:  # ATan: α/2 / (1 + (π/2·α·u)²)
-                for n in range(N):
-                    u = mt[n] - th
-                    v = kp * u
-                    sg = g_s[n] * (p2 / (one + v * v))
-                    a[n] += sg
-                    if need_t:
-                        gtv[n] -= sg
-            else:  # FastSigmoid: 1 / (k|u| + 1)²
-                for n in range(N):
-                    u = mt[n] - th
-                    v = np.float64(p * abs(u) + one)
-                    sg = g_s[n] * (one / (v * v))
-                    a[n] += sg
-                    if need_t:
-                        gtv[n] -= sg
-        dl = delta[t]
-        for n in range(N):
-            dl[n] = a[n]
-        r = spk[t - 1] if t > 0 else s0
-        prev = mem[t - 1] if t > 0 else m0
-        if mode == 0:
-            for n in range(N):
-                carry[n] = b * ((one - r[n]) * a[n])
-            if need_b:
-                for n in range(N):
-                    gbv[n] += a[n] * ((one - r[n]) * prev[n])
-        else:
-            for n in range(N):
-                carry[n] = b * a[n]
-            if need_b:
-                for n in range(N):
-                    gbv[n] += a[n] * prev[n]
-            if need_t and mode == 1:
-                for n in range(N):
-                    gtv[n] -= a[n] * r[n]
+    for c0 in range(0, N, C):
+        c1 = min(c0 + C, N)
+        L = c1 - c0
+        carry[:] = 0
+        gbc = gbv[c0:c1] if need_b else gbv
+        gtc = gtv[c0:c1] if need_t else gtv
+        for t in range(T - 1, -1, -1):
+            for n in range(L):
+                a[n] = carry[n]
+            if has_gm:
+                g_m = gm[t, c0:c1]
+                for n in range(L):
+                    a[n] += g_m[n]
+            if has_gs:
+                g_s = gs[t, c0:c1]
+                mt = mem[t, c0:c1]
+                if surr == 0:  # ATan: α/2 / (1 + (π/2·α·u)²)
+                    for n in range(L):
+                        u = mt[n] - th
+                        v = kp * u
+                        sg = g_s[n] * (p2 / (one + v * v))
+                        a[n] += sg
+                        if need_t:
+                            gtc[n] -= sg
+                else:  # FastSigmoid: 1 / (k|u| + 1)²
+                    for n in range(L):
+                        u = mt[n] - th
+                        v = np.float64(p * abs(u) + one)
+                        sg = g_s[n] * (one / (v * v))
+                        a[n] += sg
+                        if need_t:
+                            gtc[n] -= sg
+            dl = delta[t, c0:c1]
+            for n in range(L):
+                dl[n] = a[n]
+            r = spk[t - 1, c0:c1] if t > 0 else s0[c0:c1]
+            prev = mem[t - 1, c0:c1] if t > 0 else m0[c0:c1]
+            if mode == 0:
+                for n in range(L):
+                    carry[n] = b * ((one - r[n]) * a[n])
+                if need_b:
+                    for n in range(L):
+                        gbc[n] += a[n] * ((one - r[n]) * prev[n])
+            else:
+                for n in range(L):
+                    carry[n] = b * a[n]
+                if need_b:
+                    for n in range(L):
+                        gbc[n] += a[n] * prev[n]
+                if need_t and mode == 1:
+                    for n in range(L):
+                        gtc[n] -= a[n] * r[n]
     # (the carry out of t = 0 is dropped: the initial state is detached)
     acc[0] = gbv.sum() if need_b else 0.0
     acc[1] = gtv.sum() if need_t else 0.0

@@ -1,6 +1,7 @@
 """The fast path (hoisted products + fused LIF scan) equals the plain snnTorch per-step loop."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import snntorch as snn
 import torch
@@ -213,3 +214,59 @@ def test_truncated_bptt_step():
     assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads[4])
     with pytest.raises(ValueError, match="tbptt"):
         train_step(model, opt, x, y, tbptt=0)
+
+
+def test_event_product_sums_in_event_order_to_the_bit():
+    """Binary and analog inputs: the forward is b + Σ over the row's events in column order and the
+    weight gradient Σ over the column's rows in ascending order, each added one at a time in float32
+    (the order the published runs used); a wrong order or a dropped event changes bits."""
+    from metaspin_snn.networks.sparse import sparse_linear
+
+    gen = torch.Generator().manual_seed(3)
+    for analog in (False, True):
+        x = (torch.rand(37, 300, generator=gen) < 0.15).float()  # ≥ 8 events per row and column: both loops
+        if analog:
+            x = x * torch.rand(37, 300, generator=gen)
+        w = torch.randn(200, 300, generator=gen, requires_grad=True)
+        b = torch.randn(200, generator=gen, requires_grad=True)
+        g = torch.randn(37, 200, generator=gen)
+        y = sparse_linear(x, w, b)
+        (gw,) = torch.autograd.grad(y, (w,), g)
+        xn, wt, gn = x.numpy(), w.detach().t().contiguous().numpy(), g.numpy()
+        ref_y = np.empty((37, 200), np.float32)
+        for r in range(37):
+            acc = b.detach().numpy().copy()
+            for k in np.flatnonzero(xn[r]):
+                acc = acc + (wt[k] if not analog else xn[r, k] * wt[k])
+            ref_y[r] = acc
+        ref_gwt = np.zeros((300, 200), np.float32)
+        for k in range(300):
+            acc = np.zeros(200, np.float32)
+            for r in np.flatnonzero(xn[:, k]):
+                acc = acc + (gn[r] if not analog else xn[r, k] * gn[r])
+            ref_gwt[k] = acc
+        assert np.array_equal(y.detach().numpy(), ref_y)
+        assert np.array_equal(gw.t().numpy(), ref_gwt)
+
+
+def test_input_events_stops_past_the_density_budget():
+    from metaspin_snn.networks import sparse
+
+    gen = torch.Generator().manual_seed(4)
+    sparse_x = (torch.rand(64, 200, generator=gen) < 0.1).float()
+    dense_x = (torch.rand(64, 200, generator=gen) < 0.5).float()
+    ev = sparse.input_events(sparse_x, 150, "auto")
+    full = sparse.Events(sparse_x.numpy())
+    assert ev is not None and ev.nnz == int(sparse_x.count_nonzero()) and ev.binary
+    assert np.array_equal(ev.ptr, full.ptr) and np.array_equal(ev.idx[:ev.nnz], full.idx[:full.nnz])
+    assert sparse.input_events(dense_x, 150, "auto") is None  # denser than SPARSE_MAX_DENSITY
+    assert sparse.input_events(sparse_x, 10, "auto") is None  # too narrow a layer
+    assert sparse.input_events(dense_x, 150, True).nnz == int(dense_x.count_nonzero())  # forced
+    assert sparse.input_events(sparse_x, 150, False) is None
+    # the budget is exact: one non-zero above it is refused, at it accepted
+    x = torch.zeros(10, 100)
+    x.view(-1)[:int(sparse.SPARSE_MAX_DENSITY * 1000)] = 1.0
+    assert sparse.input_events(x, 150, "auto") is not None
+    x.view(-1)[int(sparse.SPARSE_MAX_DENSITY * 1000)] = 1.0
+    assert sparse.input_events(x, 150, "auto") is None
+    assert not sparse.Events(torch.tensor([[0.0, 0.5, 1.0]]).numpy()).binary
