@@ -70,11 +70,11 @@ def _floor_3rw_1r(a, b, c, d):       # MetaplasticBinary: W_h, m, v read+written
         c[i] = x + t
 
 
-def _floor_2rw_4r(a, b, c, d, e, f):  # MESU: μ, σ read+written; ε, g, μ_p, σ_p read
+def _floor_2rw_2r(a, b, c, d):        # MESU from one sample: μ, σ read+written; g, ε read
     for i in prange(a.size):
         x, y = a[i], b[i]
-        a[i] = y + c[i] + e[i]
-        b[i] = x + d[i] + f[i]
+        a[i] = y + c[i]
+        b[i] = x + d[i]
 
 
 def _floor_2rw_3r(a, b, c, d, e):     # BayesBiNN: λ, m read+written; λ_prior, w, g read
@@ -85,7 +85,7 @@ def _floor_2rw_3r(a, b, c, d, e):     # BayesBiNN: λ, m read+written; λ_prior,
 
 
 FLOOR_3RW_1R = _pair(_floor_3rw_1r)
-FLOOR_2RW_4R = _pair(_floor_2rw_4r)
+FLOOR_2RW_2R = _pair(_floor_2rw_2r)
 FLOOR_2RW_3R = _pair(_floor_2rw_3r)
 
 
@@ -113,24 +113,38 @@ def case_metaplastic(n: int) -> Case:
     return Case("MetaplasticBinary", make_state, fused, reference, lambda p: FLOOR_3RW_1R[p])
 
 
-def case_mesu(n: int) -> Case:
-    """MESU with per-synapse prior buffers."""
+def _mesu_case(n: int, name: str, scalar_prior_ref: bool) -> Case:
+    """MESU, one step from one sample's ∂C/∂w and its ε, with the default (uniform) prior, as the
+    model runs it: the kernel forms g·ε itself and reads the prior as one value. Reference: the
+    model's torch path (g·ε, then the step on per-synapse prior buffers) — or, ``scalar_prior_ref``,
+    the same path given the prior as scalars too."""
     lr_mu, lr_s, big_n, smin, smax, mmax = 1.0, 1.0, 1e5, 1e-6, 10.0, 1e6
 
     def make_state():
         gen = torch.Generator().manual_seed(1)
-        return [_randn(n, gen, 0.05), torch.full((n,), 0.1), _randn(n, gen), _randn(n, gen, 0.01),
+        return [_randn(n, gen, 0.05), torch.full((n,), 0.1), _randn(n, gen, 0.01), _randn(n, gen),
                 torch.zeros(n), torch.full((n,), 0.1)]
 
     def fused(parallel):
         k = mesu_kernel_parallel if parallel else mesu_kernel
         sc = (F(lr_mu), F(lr_s), F(big_n), F(smin), F(smax), F(mmax))
-        return lambda mu, s, gm, gs, mp, sp: k(mu, s, gm, gs, mp, sp, *sc)
+        return lambda mu, s, g, e, mp, sp: k(mu, s, g, e, mp[:1], sp[:1], True, False, *sc)
 
-    def reference(mu, s, gm, gs, mp, sp):  # gm = ⟨g⟩, gs = ⟨g·ε⟩
-        mesu_step_torch(mu, s, gm, gs, mp, sp, lr_mu, lr_s, big_n, smin, smax, mmax)
+    def reference(mu, s, g, e, mp, sp):
+        if scalar_prior_ref:
+            mp, sp = mp[:1], sp[:1]
+        mesu_step_torch(mu, s, g, g * e, mp, sp, lr_mu, lr_s, big_n, smin, smax, mmax)
 
-    return Case("MESU", make_state, fused, reference, lambda p: FLOOR_2RW_4R[p])
+    return Case(name, make_state, fused, reference,
+                lambda p: (lambda mu, s, g, e, mp, sp: FLOOR_2RW_2R[p](mu, s, g, e)))
+
+
+def case_mesu(n: int) -> Case:
+    return _mesu_case(n, "MESU", False)
+
+
+def case_mesu_scalar_ref(n: int) -> Case:
+    return _mesu_case(n, "MESU (ref: scalar prior)", True)
 
 
 def case_bayesbinn(n: int) -> Case:
@@ -234,6 +248,7 @@ def case_mtj(n: int) -> Case:
 CASES: dict[str, Callable[[int], Case]] = {
     "metaplastic": case_metaplastic,
     "mesu": case_mesu,
+    "mesu-scalar-ref": case_mesu_scalar_ref,
     "bayesbinn": case_bayesbinn,
     "magnetoionic": case_magnetoionic,
     "mtj": case_mtj,

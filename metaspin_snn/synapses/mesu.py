@@ -59,6 +59,7 @@ from .base import Backend, SynapseModel, check_range
 
 _HALF = np.float32(0.5)
 _F1 = np.float32(1.0)
+_F0 = np.float32(0.0)
 
 
 @dataclass(frozen=True)
@@ -117,21 +118,41 @@ def _mesu_elem(mu, sig, gmu, gsig, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax
 
 
 @njit(**NJIT)
-def mesu_kernel(mu, sig, gmu, gsig, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax):
-    """In place on flat float32 arrays: one MESU step (serial) from ḡ_μ = ⟨g⟩ and ḡ_σ = ⟨g·ε⟩."""
-    for i in range(mu.size):
-        a, b = _mesu_elem(mu[i], sig[i], gmu[i], gsig[i], mup[i], sigp[i], lr_mu, lr_sig, n, smin, smax, mmax)
-        mu[i] = a
-        sig[i] = b
+def mesu_kernel(mu, sig, g, e, mup, sigp, from_grad, shrink, lr_mu, lr_sig, n, smin, smax, mmax):
+    """In place on flat float32 arrays: one MESU step (serial). ``from_grad``: ``g`` is one sample's
+    ∂C/∂w and ``e`` its ε, so ḡ_μ = g and ḡ_σ = g·ε are formed here (the products never stored);
+    else ``g`` = ḡ_μ and ``e`` = ḡ_σ. ``shrink``: ḡ_σ ← max(ḡ_σ, 0). ``mup``/``sigp``: the prior per
+    synapse (as long as ``mu``) or one value for all (length 1: two arrays fewer to read). The two
+    cases are two loops (one loop with a per-case index does not vectorise)."""
+    glo = _F0 if shrink else np.float32(-np.inf)
+    if mup.size == mu.size:
+        for i in range(mu.size):
+            gm = g[i]
+            gs = max(e[i] * (gm if from_grad else _F1), glo)  # ḡ_σ = g·ε or e; max with 0 or −inf
+            mu[i], sig[i] = _mesu_elem(mu[i], sig[i], gm, gs, mup[i], sigp[i], lr_mu, lr_sig, n, smin, smax, mmax)
+    else:
+        mp, sp = mup[0], sigp[0]
+        for i in range(mu.size):
+            gm = g[i]
+            gs = max(e[i] * (gm if from_grad else _F1), glo)  # ḡ_σ = g·ε or e; max with 0 or −inf
+            mu[i], sig[i] = _mesu_elem(mu[i], sig[i], gm, gs, mp, sp, lr_mu, lr_sig, n, smin, smax, mmax)
 
 
 @njit(parallel=True, **NJIT)
-def mesu_kernel_parallel(mu, sig, gmu, gsig, mup, sigp, lr_mu, lr_sig, n, smin, smax, mmax):
+def mesu_kernel_parallel(mu, sig, g, e, mup, sigp, from_grad, shrink, lr_mu, lr_sig, n, smin, smax, mmax):
     """Same as :func:`mesu_kernel`, multithreaded."""
-    for i in prange(mu.size):
-        a, b = _mesu_elem(mu[i], sig[i], gmu[i], gsig[i], mup[i], sigp[i], lr_mu, lr_sig, n, smin, smax, mmax)
-        mu[i] = a
-        sig[i] = b
+    glo = _F0 if shrink else np.float32(-np.inf)
+    if mup.size == mu.size:
+        for i in prange(mu.size):
+            gm = g[i]
+            gs = max(e[i] * (gm if from_grad else _F1), glo)  # ḡ_σ = g·ε or e; max with 0 or −inf
+            mu[i], sig[i] = _mesu_elem(mu[i], sig[i], gm, gs, mup[i], sigp[i], lr_mu, lr_sig, n, smin, smax, mmax)
+    else:
+        mp, sp = mup[0], sigp[0]
+        for i in prange(mu.size):
+            gm = g[i]
+            gs = max(e[i] * (gm if from_grad else _F1), glo)  # ḡ_σ = g·ε or e; max with 0 or −inf
+            mu[i], sig[i] = _mesu_elem(mu[i], sig[i], gm, gs, mp, sp, lr_mu, lr_sig, n, smin, smax, mmax)
 
 
 def mesu_step_torch(mu: torch.Tensor, sig: torch.Tensor, gmu: torch.Tensor, gsig: torch.Tensor,
@@ -179,6 +200,8 @@ class MESU(SynapseModel):
         self.register_buffer("noise", torch.zeros(self.shape), persistent=False)
         self._rng = SeededGenerator(params.seed + 1)
         self._mirror: torch.Tensor | None = None  # ε of a pending antithetic pair's first draw
+        self._prior_key: tuple[int, ...] | None = None  # (data_ptr, version) of the priors last checked
+        self._prior_uniform = False
 
     SAMPLE_BATCH = True
 
@@ -244,14 +267,28 @@ class MESU(SynapseModel):
         self._mirror = None  # every step starts a new antithetic pair
         return gsig.clamp(min=0.0) if self.params.shrink_only else gsig
 
-    def _step_numba(self, gmu: torch.Tensor, gsig: torch.Tensor) -> None:
+    def _prior_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(μ_p, σ_p) for the kernel: one value each when every synapse has the same prior (checked
+        again only after a buffer is written: its version counter), else the per-synapse buffers."""
+        key = (self.mu_prior.data_ptr(), self.mu_prior._version, self.sigma_prior.data_ptr(),
+               self.sigma_prior._version)
+        if self._prior_key != key:
+            mp, sp = self.mu_prior.reshape(-1), self.sigma_prior.reshape(-1)
+            uniform = bool((mp == mp[0]).all() and (sp == sp[0]).all()) if mp.numel() > 1 else False
+            self._prior_uniform = uniform
+            self._prior_key = key
+        if self._prior_uniform:
+            return np_view(self.mu_prior, "mu_prior")[:1], np_view(self.sigma_prior, "sigma_prior")[:1]
+        return np_view(self.mu_prior, "mu_prior"), np_view(self.sigma_prior, "sigma_prior")
+
+    def _step_numba(self, g: torch.Tensor, e: torch.Tensor, from_grad: bool = False) -> None:
         p = self.params
-        gsig = self._sigma_grad(gsig)
+        self._mirror = None  # every step starts a new antithetic pair
         f = np.float32
         kern = mesu_kernel_parallel if self.parallel else mesu_kernel
-        kern(np_view(self.mu, "mu"), np_view(self.sigma, "sigma"), np_view(gmu.contiguous(), "grad_mu"),
-             np_view(gsig.contiguous(), "grad_sigma"), np_view(self.mu_prior, "mu_prior"),
-             np_view(self.sigma_prior, "sigma_prior"),
+        mup, sigp = self._prior_arrays()
+        kern(np_view(self.mu, "mu"), np_view(self.sigma, "sigma"), np_view(g.contiguous(), "grad_mu"),
+             np_view(e.contiguous(), "noise" if from_grad else "grad_sigma"), mup, sigp, from_grad, p.shrink_only,
              f(p.lr_mu), f(p.lr_sigma), f(p.N), f(p.sigma_min), f(p.sigma_max), f(p.mu_max))
 
     def _step_torch(self, gmu: torch.Tensor, gsig: torch.Tensor) -> None:
@@ -264,7 +301,7 @@ class MESU(SynapseModel):
         self._step_torch(*self._sample_stats(grad))
 
     def _update_numba(self, grad: torch.Tensor) -> None:
-        self._step_numba(*self._sample_stats(grad))
+        self._step_numba(grad.to(self.mu.dtype), self.noise, from_grad=True)  # g·ε formed in the kernel
 
     def get_extra_state(self) -> Any:
         return {"rng": self._rng.state()}

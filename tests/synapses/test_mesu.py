@@ -198,3 +198,43 @@ def test_shrink_only_clips_the_data_term_of_sigma(backend):
     # where ḡ_σ < 0 only the prior term moves σ (toward σ_p = 0.2 > 0.15: up by at most σ(σ_p²−σ²)/(2Nσ_p²))
     bound = sig * (sp2 - sig ** 2) / (n * sp2) * p.lr_sigma * 0.5
     np.testing.assert_allclose(s.sigma.numpy()[grew] - sig[grew], bound[grew], rtol=1e-4, atol=1e-7)
+
+
+def test_kernel_reads_a_prior_changed_in_place_after_steps():
+    """The kernel takes a uniform prior as one value; a prior written in place later (per synapse,
+    as an analysis or a checkpoint load does) must be the one the next step uses."""
+    p = MESUParams(N=20.0, lr_mu=0.3, lr_sigma=0.9, init="gauss", sigma_init=0.15)
+    s = MESU(SHAPE, p, backend="numba")
+    rng = np.random.default_rng(2)
+    for step in range(3):
+        if step == 2:
+            with torch.no_grad():
+                s.mu_prior.copy_(torch.from_numpy(rng.uniform(-0.5, 0.5, SHAPE).astype(np.float32)))
+                s.sigma_prior[0, 0] = 0.05  # and a non-uniform σ_p
+        s.effective_weight()
+        eps = s.noise.double().numpy().copy()
+        mu, sig = s.mu.double().numpy().copy(), s.sigma.double().numpy().copy()
+        mup, sigp = s.mu_prior.double().numpy(), s.sigma_prior.double().numpy()
+        g = rng.standard_normal(SHAPE).astype(np.float32)
+        s.update(torch.from_numpy(g))
+        mu1, sig1 = _mesu_numpy(mu, sig, eps, g.astype(np.float64), mup, sigp, p.lr_mu, p.lr_sigma, p.N)
+        np.testing.assert_allclose(s.mu.numpy(), mu1, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(s.sigma.numpy(), sig1, rtol=1e-5, atol=1e-7)
+    assert not s._prior_uniform
+
+
+@pytest.mark.parametrize("shrink", [False, True])
+def test_fused_single_sample_step_equals_the_two_pass_step_to_the_bit(shrink):
+    """One sample: the kernel forms g·ε itself; the result is that of the step on (g, g·ε) formed by
+    torch first (the path stacked samples take), to the bit."""
+    p = MESUParams(N=50.0, shrink_only=shrink)
+    a, b = MESU(SHAPE, p, backend="numba"), MESU(SHAPE, p, backend="numba")
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(5):
+        a.effective_weight(), b.effective_weight()
+        g = torch.randn(SHAPE, generator=gen)
+        a.update(g)
+        with torch.no_grad():
+            b._update_stats(b._sample_stats(g))
+        b._stale = True
+        assert torch.equal(a.mu, b.mu) and torch.equal(a.sigma, b.sigma)
