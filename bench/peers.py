@@ -10,8 +10,9 @@ batches: rate-coded real MNIST digits (density ≈ 0.13) and uniform Bernoulli s
 * SpikingJelly multi-step — ``layer.Linear`` + ``neuron.LIFNode(step_mode="m")`` (τ = 10, no input
   decay, hard reset to 0: β = 0.9), torch backend, ``functional.reset_net`` after each step;
 * Norse — ``nn.Linear`` hoisted over T·B, then ``LIFBoxCell`` per step (its leaky LIF box model);
-* ours — ``SpikingMLP`` (fused LIF scan) with the default product policy, forced dense, forced event
-  product; the same three with ``MetaplasticBinary`` synapses (the synapse kernel in the step).
+* ours — ``SpikingMLP`` (fused LIF scan) with the default product policy (fixed thresholds), the
+  ``"calibrated"`` policy (the machine's cost model, measured before timing), forced dense, forced
+  event product; the same four with ``MetaplasticBinary`` synapses (the synapse kernel in the step).
 
 Peers are an optional, pinned install, never a runtime dependency:
 ``.venv/bin/pip install --no-deps -r bench/requirements-peers.txt`` (``--no-deps``: their own pins
@@ -43,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from networks import PlainSnnTorch, mnist_batches  # noqa: E402  (bench/networks.py)
 
 from metaspin_snn.networks import SpikingMLP, keep_freed_memory, make_optimizer, train_step  # noqa: E402
+from metaspin_snn.networks.sparse import product_costs  # noqa: E402
 from metaspin_snn.synapses.registry import synapse_factory  # noqa: E402
 
 T, B, SIZES = 25, 128, (784, 1000, 10)
@@ -135,7 +137,7 @@ def build_variants(compile_: bool, example):
         except ImportError as e:
             print(f"  {name}: skipped ({e}); pip install --no-deps -r bench/requirements-peers.txt")
     for syn in (None, "metaplastic"):
-        for label, sparse in (("default", "auto"), ("dense", False), ("event", True)):
+        for label, sparse in (("default", "auto"), ("calibrated", "calibrated"), ("dense", False), ("event", True)):
             torch.manual_seed(0)
             out[f"ours {label}" + (" + MetaplasticBinary" if syn else "")] = ours_variant(sparse, syn)
     return out
@@ -164,6 +166,9 @@ def main() -> None:
     data = {k: mnist if k == "mnist" else uniform_batches(float(k), labels, nb, gen) for k in kinds}
     print(f"784-1000-10 spiking MLP, B = {B}, T = {T}, torch {torch.__version__}, threads = {torch.get_num_threads()}, "
           f"allocator: {'freed memory kept' if kept else 'glibc defaults'}")
+    costs = product_costs()  # calibrated (or read from the cache) before anything is timed
+    print(f"product cost model: {costs}; event product below density {costs.max_density(SIZES[1]):.3f} "
+          f"for {SIZES[1]} outputs")
     variants = build_variants(not args.no_compile, data[kinds[0]][0])
     med: dict[str, dict[str, float]] = {}
     for kind in kinds:

@@ -222,27 +222,35 @@ def case_magnetoionic(n: int) -> Case:
 
 
 def case_mtj(n: int) -> Case:
-    """MetaplasticMTJ with default parameters (b = 1), |g| ~ 0.05, x ~ U(0, 1), random states; the
-    Gumbel noise is an input (drawn by the model before the kernel), like MESU's ε."""
-    sc = MetaplasticMTJ((1,), MTJParams()).kernel_scalars()
+    """MetaplasticMTJ with default parameters, |g| ~ 0.05, x ~ U(0, 1), random states. The per-step
+    draws (Gumbel noise, gate fractions, cycle-to-cycle factors, level draws) are inputs drawn by the
+    model before the kernel, like MESU's ε; the step's scalars are those of a default model's step."""
+    model = MetaplasticMTJ((1,), MTJParams())
+    _, sc, lnk, _ = model.step_inputs(torch.full((1,), 0.05))
     i32 = torch.int32
 
     def make_state():
         gen = torch.Generator().manual_seed(4)
         u = torch.rand(n, generator=gen, dtype=torch.float64)
         s = torch.where(torch.rand(n, generator=gen) < 0.5, 1, -1).to(torch.int8)
-        return [_randn(n, gen, 0.05), (-torch.log(-torch.log(u))).float(), s, torch.rand(n, generator=gen),
-                _randn(n, gen, 0.05, 1.0), _randn(n, gen, 0.01, 0.5), torch.zeros(n, dtype=i32),
-                torch.zeros(n, dtype=i32), torch.zeros(n, dtype=i32), torch.zeros(n)]
+        return [_randn(n, gen, 0.05), (-torch.log(-torch.log(u))).float(), torch.rand(n, generator=gen) * 0.1,
+                torch.ones(n), torch.zeros(n), s, torch.rand(n, generator=gen), _randn(n, gen, 0.05, 1.0),
+                _randn(n, gen, 0.01, 0.5), torch.zeros(n, dtype=i32), torch.zeros(n, dtype=i32),
+                torch.zeros(n, dtype=i32), torch.zeros(n)]
 
     def fused(parallel):
         k = mtj_kernel_parallel if parallel else mtj_kernel
-        return lambda *a: k(*a, *sc)
+        return lambda *a: k(*a, sc, lnk)
 
     def reference(*a):
-        mtj_step_torch(*a, *sc)
+        mtj_step_torch(*a, sc, lnk)
 
-    return Case("MetaplasticMTJ", make_state, fused, reference, lambda p: FLOOR_MTJ[p])
+    def floor(parallel):
+        k = FLOOR_MTJ[parallel]
+        return lambda g, gum, cg, vcj, u, s, x, dfac, vc, npu, nsw, ngate, energy: k(
+            g, gum, s, x, dfac, vc, npu, nsw, ngate, energy)
+
+    return Case("MetaplasticMTJ", make_state, fused, reference, floor)
 
 
 CASES: dict[str, Callable[[int], Case]] = {

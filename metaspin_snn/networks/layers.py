@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..synapses.base import SynapseModel
-from .sparse import input_events, sparse_linear
+from .sparse import PRODUCT_MODES, input_events, sparse_linear
 
 SynapseFactory = Callable[[tuple[int, ...]], SynapseModel]
 
@@ -111,7 +111,9 @@ class SynapticLinear(_SynapticBase):
     """``y = gain·W_eff x + b`` over the last dimension; ``x [..., in_features]``.
 
     ``sparse``: ``"auto"`` (default) uses the event-driven product of :mod:`.sparse` when the input
-    is a wide enough, sparse enough 2-D batch on CPU; ``True`` forces it; ``False`` is ``F.linear``.
+    is a wide enough, sparse enough 2-D batch on CPU (fixed thresholds); ``"calibrated"`` when the
+    machine's measured cost model (:func:`.sparse.product_costs`) predicts it faster; ``True``
+    forces it; ``False`` is ``F.linear``.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -121,8 +123,8 @@ class SynapticLinear(_SynapticBase):
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"SynapticLinear: {name} must be a positive int, got {v!r}")
-        if sparse not in (True, False, "auto"):
-            raise ValueError(f"SynapticLinear: sparse must be True, False or 'auto', got {sparse!r}")
+        if not any(sparse is m if isinstance(m, bool) else sparse == m for m in PRODUCT_MODES):
+            raise ValueError(f"SynapticLinear: sparse must be one of {PRODUCT_MODES}, got {sparse!r}")
         self.in_features = in_features
         self.out_features = out_features
         self.sparse = sparse

@@ -5,18 +5,34 @@ Forward ``y[r] = b + Σ_{k: x[r,k] ≠ 0} x[r,k]·Wᵀ[k]`` and weight gradient
 cost scales with the spike rate instead of the full ``M·K·N`` of a dense GEMM. The input gradient
 ``∂L/∂x = ∂L/∂y · W`` is dense (computed by torch only when the input needs it).
 
-The input's non-zeros are listed once per forward (CSR: row pointers, column indices, values) and
-reused by the weight gradient, which falls back to the dense ``gᵀ·x`` above its own (lower) density
-threshold. The cost scales with the spike count, the dense GEMM's with M·K·N, so
-:func:`input_events` picks the event product for wide layers below a density threshold
-(``bench/peers.py`` / ``bench/networks.py`` measure the crossovers, results/speed/README.md). The
-summation order differs from GEMM, so results agree to rounding (not bitwise).
-"""
+The input's non-zeros are listed once per forward (CSR: row pointers, column indices, values; the
+pass that builds it is also the density count) and, for the weight gradient, re-sorted by column
+(CSC) so that both passes are gathers: binary inputs add eight rows per store, with no multiplies.
+Above its own (lower) density threshold the weight gradient is the dense ``gᵀ·x``.
+
+Which product a layer uses (:func:`input_events`): ``"auto"`` — fixed thresholds
+(``SPARSE_MAX_DENSITY``, ``SPARSE_MIN_OUT``: the policy of the published runs); ``"calibrated"`` — a
+cost model of the two products measured once on the machine (:class:`ProductCosts`,
+:func:`product_costs`), kept in the user cache so that later runs make the same choices. The
+summation order differs from GEMM, so the two products agree to rounding (not bitwise); the event
+product's own sums are in a fixed order (columns ascending, rows ascending), whatever the machine.
 from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numba
 import numpy as np
 import torch
+
+from ..files import atomic_write_bytes
 
 # The event-driven forward below SPARSE_MAX_DENSITY; its weight gradient below SPARSE_WGRAD_MAX_DENSITY,
 # the dense product gᵀ·x above it (reached only when the product is forced). The crossovers measured by
@@ -202,6 +218,9 @@ class Events:
         return ev
 
 
+PRODUCT_MODES = (True, False, "auto", "calibrated")
+
+
 def _product_ok(x2d: torch.Tensor, mode: bool | str) -> bool:
     ok = x2d.device.type == "cpu" and x2d.dtype in (torch.float32, torch.float64)
     if mode is True and not ok:
@@ -213,26 +232,27 @@ def input_events(x2d: torch.Tensor, out_features: int, mode: bool | str) -> Even
     """The events of input ``x2d [M, K]`` when the event-driven product is to be used, else None:
     ``mode`` True forces it (CPU float32/64 only), False never; ``"auto"`` uses it on CPU float32/64
     when the layer has ≥ SPARSE_MIN_OUT outputs and the input density is ≤ SPARSE_MAX_DENSITY (the
-    count is the CSR build itself, which stops past that budget)."""
+    count is the CSR build itself, which stops past that budget); ``"calibrated"`` when the density is
+    below the machine's crossover for this layer width (:meth:`ProductCosts.max_density` of
+    :func:`product_costs`)."""
     if mode is False or not _product_ok(x2d, mode):
         return None
     xd = x2d.detach().contiguous().numpy()
     if mode is True:
         return Events(xd)
-    if out_features < SPARSE_MIN_OUT or x2d.numel() == 0:
+    if x2d.numel() == 0:
+        return None
+    if mode == "calibrated":
+        d = product_costs().max_density(out_features)
+        return Events.build(xd, int(d * x2d.numel())) if d > 0 else None  # d = 0: the scan alone costs more
+    if out_features < SPARSE_MIN_OUT:
         return None
     return Events.build(xd, int(SPARSE_MAX_DENSITY * x2d.numel()))
 
 
 def use_sparse(x2d: torch.Tensor, out_features: int, mode: bool | str) -> bool:
     """Whether :func:`input_events` picks the event-driven product for ``x2d`` (see there)."""
-    if mode is False or not _product_ok(x2d, mode):
-        return False
-    if mode is True:
-        return True
-    if out_features < SPARSE_MIN_OUT or x2d.numel() == 0:
-        return False
-    return torch.count_nonzero(x2d).item() <= SPARSE_MAX_DENSITY * x2d.numel()
+    return input_events(x2d, out_features, mode) is not None
 
 
 class SparseLinearFn(torch.autograd.Function):
@@ -284,3 +304,135 @@ def sparse_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
     """Event-driven ``x @ wᵀ + b`` for a 2-D input ``x [M, K]`` (CPU); ``events``: the input's
     :class:`Events` when already built (by :func:`input_events`)."""
     return SparseLinearFn.apply(x, w, b, events)
+
+
+# ---- the calibrated policy: a cost model of the two products, measured on this machine ------------
+@dataclass(frozen=True)
+class ProductCosts:
+    """Seconds per unit of work of one layer's forward + weight gradient on this machine:
+    ``dense`` per multiply-add of one GEMM (two GEMMs: ``2·dense·M·K·N``), ``event`` per element of
+    a gathered row (forward and gradient: ``2·event·nnz·N``), ``scan`` per input element (the CSR
+    pass: ``scan·M·K``). The event product is cheaper below the density
+    ``(2·dense·N − scan) / (2·event·N)`` (:meth:`max_density`)."""
+
+    dense: float
+    event: float
+    scan: float
+
+    def __post_init__(self) -> None:
+        for name in ("dense", "event", "scan"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"ProductCosts.{name} must be a finite number >= 0, got {v!r}")
+        if self.event <= 0:
+            raise ValueError(f"ProductCosts.event must be > 0, got {self.event!r}")
+
+    def max_density(self, n_out: int) -> float:
+        """The input density below which the event product is predicted faster, for ``n_out`` outputs."""
+        return min(1.0, max(0.0, (2.0 * self.dense * n_out - self.scan) / (2.0 * self.event * n_out)))
+
+
+def _time(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def calibrate(M: int = 1024, K: int = 512, N: int = 512, repeat: int = 5, seed: int = 0) -> ProductCosts:
+    """Measure :class:`ProductCosts` here (at the current torch thread count): the dense forward +
+    weight gradient of an ``[M, K] × [K, N]`` layer, and the event product at densities 0.02 and 0.1
+    (two equations for ``event`` and ``scan``); best of ``repeat``, about a quarter of a second."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(N, K, generator=gen)
+    g = torch.randn(M, N, generator=gen)
+    x_dense = (torch.rand(M, K, generator=gen) < 0.1).float()
+
+    def dense() -> None:
+        torch.mm(x_dense, w.t())
+        torch.mm(g.t(), x_dense)
+    t_dense = _time(dense, repeat)
+    rows = []
+    for d in (0.02, 0.1):
+        x = (torch.rand(M, K, generator=gen) < d).float()
+        nnz = int(torch.count_nonzero(x))
+
+        def event(x=x) -> None:
+            xd = x.numpy()
+            ev = Events(xd)
+            out = np.empty((M, N), np.float32)
+            _csr_fwd(ev.ptr, ev.idx, ev.val, ev.binary, w.t().contiguous().numpy(), np.zeros(N, np.float32), out)
+            cptr, rows_, cval = np.empty(K + 1, np.int64), np.empty(ev.nnz, np.int32), np.empty(0, np.float32)
+            _csr_to_csc(ev.ptr, ev.idx, ev.val, ev.binary, K, cptr, rows_, cval)
+            _csc_wgrad(cptr, rows_, cval, ev.binary, g.numpy(), np.empty((K, N), np.float32))
+        rows.append((2.0 * nnz * N, float(M * K), _time(event, repeat)))
+    (a1, b1, t1), (a2, b2, t2) = rows  # t = event·a + scan·b
+    event_c = max((t2 - t1) / (a2 - a1), 1e-15)
+    scan_c = max((t1 - event_c * a1) / b1, 0.0)
+    return ProductCosts(dense=t_dense / (2.0 * M * K * N), event=event_c, scan=scan_c)
+
+
+_costs: ProductCosts | None = None
+
+
+def costs_file() -> Path:
+    """Where :func:`product_costs` keeps the calibration: ``$METASPIN_CACHE_DIR`` or the per-user cache
+    directory (``platformdirs.user_cache_dir("metaspin-snn")``), ``product-costs.json``."""
+    root = os.environ.get("METASPIN_CACHE_DIR")
+    if not root:
+        try:
+            import platformdirs
+            root = platformdirs.user_cache_dir("metaspin-snn")
+        except ImportError:  # pragma: no cover - platformdirs is a dependency
+            root = os.path.join(os.path.expanduser("~"), ".cache", "metaspin-snn")
+    return Path(root) / "product-costs.json"
+
+
+def _machine_key() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu} | torch {torch.__version__} | numba {numba.__version__} | threads {torch.get_num_threads()}"
+
+
+def product_costs() -> ProductCosts:
+    """The machine's :class:`ProductCosts`: calibrated once (:func:`calibrate`) and kept in
+    :func:`costs_file` under a key of CPU model, torch and numba versions and torch thread count, so
+    that every later run on the machine makes the same choices (a run's numbers do not depend on the
+    timing noise of its own start). :func:`set_product_costs` overrides it in this process."""
+    global _costs
+    if _costs is not None:
+        return _costs
+    path, key = costs_file(), _machine_key()
+    table: dict = {}
+    try:
+        table = json.loads(path.read_text())
+        if not isinstance(table, dict):
+            table = {}
+        if key in table:
+            _costs = ProductCosts(**table[key])
+            return _costs
+    except (OSError, ValueError, TypeError):
+        table = {}
+    _costs = calibrate()
+    table[key] = dataclasses.asdict(_costs)
+    try:
+        atomic_write_bytes(path, (json.dumps(table, indent=1, sort_keys=True) + "\n").encode())
+    except OSError:
+        pass  # an unwritable cache: the calibration holds for this process only
+    return _costs
+
+
+def set_product_costs(costs: ProductCosts | None) -> None:
+    """Use ``costs`` for the ``"calibrated"`` policy in this process (None: back to :func:`product_costs`'s
+    cached calibration)."""
+    global _costs
+    if costs is not None and not isinstance(costs, ProductCosts):
+        raise TypeError(f"set_product_costs: expected ProductCosts or None, got {type(costs).__name__}")
+    _costs = costs

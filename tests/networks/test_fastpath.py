@@ -1,6 +1,8 @@
 """The fast path (hoisted products + fused LIF scan) equals the plain snnTorch per-step loop."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import snntorch as snn
@@ -270,3 +272,64 @@ def test_input_events_stops_past_the_density_budget():
     x.view(-1)[int(sparse.SPARSE_MAX_DENSITY * 1000)] = 1.0
     assert sparse.input_events(x, 150, "auto") is None
     assert not sparse.Events(torch.tensor([[0.0, 0.5, 1.0]]).numpy()).binary
+
+
+def test_calibrated_policy_follows_the_cost_model(monkeypatch):
+    """"calibrated": the event product exactly when its modelled cost scan·M·K + 2·event·nnz·N is
+    below the dense 2·dense·M·K·N (the inequality written out here, not ProductCosts.max_density)."""
+    from metaspin_snn.networks import SpikingMLP, sparse
+
+    costs = sparse.ProductCosts(dense=2e-11, event=5e-11, scan=3e-9)
+    monkeypatch.setattr(sparse, "_costs", costs)
+    M, K = 40, 100
+    gen = torch.Generator().manual_seed(8)
+    for n_out in (10, 64, 1000):
+        for density in (0.0, 0.05, 0.2, 0.3, 0.38, 0.39, 0.45, 0.6):
+            x = torch.zeros(M * K)
+            x[torch.randperm(M * K, generator=gen)[:int(density * M * K)]] = 1.0
+            x = x.reshape(M, K)
+            nnz = int(x.count_nonzero())
+            event_cost = costs.scan * M * K + 2 * costs.event * nnz * n_out
+            dense_cost = 2 * costs.dense * M * K * n_out
+            chosen = sparse.input_events(x, n_out, "calibrated") is not None
+            # at the exact boundary either is right; elsewhere the cheaper one
+            if abs(event_cost - dense_cost) > 2 * costs.event * n_out:
+                assert chosen == (event_cost < dense_cost), (n_out, density)
+    m = SpikingMLP((100, 200, 10), sparse="calibrated")
+    m(torch.zeros(4, 3, 100))  # the policy runs inside the network
+    with pytest.raises(ValueError, match="sparse must be one of"):
+        SpikingMLP((100, 200, 10), sparse="fast")
+    with pytest.raises(ValueError, match="event must be > 0"):
+        sparse.ProductCosts(dense=1e-11, event=0.0, scan=0.0)
+
+
+def test_product_costs_are_calibrated_once_and_kept_per_machine(tmp_path, monkeypatch):
+    from metaspin_snn.networks import sparse
+
+    monkeypatch.setenv("METASPIN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sparse, "_costs", None)
+    calls = []
+    fixed = sparse.ProductCosts(dense=1e-11, event=4e-11, scan=2e-9)
+    monkeypatch.setattr(sparse, "calibrate", lambda: calls.append(1) or fixed)
+    assert sparse.product_costs() == fixed and len(calls) == 1
+    table = json.loads(sparse.costs_file().read_text())
+    assert table == {sparse._machine_key(): {"dense": 1e-11, "event": 4e-11, "scan": 2e-9}}
+    sparse.set_product_costs(None)  # a new process: read back, not measured again
+    assert sparse.product_costs() == fixed and len(calls) == 1
+    sparse.costs_file().write_text("{not json")  # corrupt: measured again and rewritten
+    sparse.set_product_costs(None)
+    assert sparse.product_costs() == fixed and len(calls) == 2
+    assert json.loads(sparse.costs_file().read_text())
+    sparse.set_product_costs(None)
+    monkeypatch.setenv("METASPIN_CACHE_DIR", "/proc/no-such-dir")  # unwritable: this process only
+    assert sparse.product_costs() == fixed and len(calls) == 3
+    with pytest.raises(TypeError):
+        sparse.set_product_costs(0.1)
+
+
+def test_calibrate_measures_positive_costs():
+    from metaspin_snn.networks import sparse
+
+    c = sparse.calibrate(M=128, K=128, N=128, repeat=1)
+    assert c.dense > 0 and c.event > 0 and c.scan >= 0
+    assert 0.0 <= c.max_density(1000) <= 1.0
