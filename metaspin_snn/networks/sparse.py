@@ -16,6 +16,7 @@ cost model of the two products measured once on the machine (:class:`ProductCost
 :func:`product_costs`), kept in the user cache so that later runs make the same choices. The
 summation order differs from GEMM, so the two products agree to rounding (not bitwise); the event
 product's own sums are in a fixed order (columns ascending, rows ascending), whatever the machine.
+"""
 from __future__ import annotations
 
 import dataclasses
