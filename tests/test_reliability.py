@@ -210,8 +210,14 @@ def test_netx_write_on_a_full_disk_leaves_no_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.net"]
 
 
-def test_lava_timeout_is_one_line_and_leaves_no_worker(small_run, capsys):
+def test_lava_timeout_is_one_line_and_leaves_no_worker(small_run, capsys, monkeypatch):
+    import functools
+
+    from metaspin_snn.export import lava
     from metaspin_snn.export.lava import _shm_names, session_processes
+    # the worker hangs once its Lava run has started (test hook), so the timeout fires however fast
+    # this machine starts a worker (a 5-sample run can finish within 0.5 s)
+    monkeypatch.setattr(lava, "run_lava", functools.partial(lava.run_lava, _fail="hang", term_grace=1.0))
     shm = _shm_names()
     capsys.readouterr()
     assert main(["export", str(small_run), "--to", "lava", "--verify", "5", "--timeout", "0.5"]) == 2
