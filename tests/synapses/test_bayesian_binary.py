@@ -163,3 +163,21 @@ def test_state_dict_round_trip_and_old_checkpoints():
     c = BayesianBinary(SHAPE, BayesianBinaryParams(n_data=100.0, seed=4))
     c.load_state_dict(old)
     assert torch.equal(c.lam_mu, a.lam)
+
+
+def test_code_variance_one_pass_equals_the_torch_expression_to_the_bit():
+    """CPU float32: tanh in float64, rounded to float32, then 1 − μ·μ in float32 (BayesBiNN.py:175 on
+    the correctly rounded μ), written out with torch ops here; saturated, tiny and signed-zero λ too."""
+    from metaspin_snn.synapses.bayesbinn import code_variance_fused as code_variance
+
+    gen = torch.Generator().manual_seed(11)
+    lam = torch.cat([torch.randn(200_000, generator=gen) * s for s in (1e-3, 0.5, 3.0, 30.0)]
+                    + [torch.tensor([0.0, -0.0, 1e-38, -1e-38, 9.01, -9.01, 20.0, -20.0, 1e30, -1e30])])
+    mu = torch.tanh(lam.double()).to(torch.float32)
+    want = 1.0 - mu * mu
+    got = code_variance(lam.reshape(2, -1)[:, 1:].contiguous())  # any shape
+    want = want.reshape(2, -1)[:, 1:]
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert torch.equal(got, want)
+    m64 = torch.tanh(lam.double())
+    assert torch.equal(code_variance(lam.double()), 1.0 - m64 * m64)  # float64: the torch expression
