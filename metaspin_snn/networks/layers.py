@@ -123,7 +123,7 @@ class SynapticLinear(_SynapticBase):
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"SynapticLinear: {name} must be a positive int, got {v!r}")
-        if not any(sparse is m if isinstance(m, bool) else sparse == m for m in PRODUCT_MODES):
+        if sparse not in PRODUCT_MODES:
             raise ValueError(f"SynapticLinear: sparse must be one of {PRODUCT_MODES}, got {sparse!r}")
         self.in_features = in_features
         self.out_features = out_features

@@ -4,8 +4,8 @@ A training step allocates and frees the same large buffers every step (currents,
 spikes ``[T, B, n]``, their gradients, the event lists of a product). glibc serves an allocation
 above its mmap threshold (dynamic, 128 KiB up to 32 MiB) with a fresh ``mmap`` and returns the free
 top of the heap to the system above its trim threshold, so each step touches new pages: one page
-fault and a zeroed page per 4 KiB written, which here costs as much as a LIF scan
-(``bench/peers.py --allocator default`` measures the step without it). :func:`keep_freed_memory` sets, through
+fault and a zeroed page per 4 KiB written (``bench/peers.py --allocator default`` times the
+step without this; results/speed/README.md). :func:`keep_freed_memory` sets, through
 ``mallopt(3)``, ``M_MMAP_THRESHOLD`` to its maximum (32 MiB on 64-bit), ``M_TRIM_THRESHOLD`` to 1 GiB
 and ``M_TOP_PAD`` to 64 MiB: the buffers of one step are reused by the next. It changes no result (only
 where memory comes from); the cost is a resident size that does not shrink after a peak. It acts on

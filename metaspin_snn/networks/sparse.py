@@ -192,31 +192,33 @@ class Events:
     nnz: int
 
     def __init__(self, x: np.ndarray) -> None:
-        ev = Events.build(x, x.shape[0] * x.shape[1])
-        assert ev is not None
-        self.__dict__.update(ev.__dict__)
+        self._fill(x, x.shape[0] * x.shape[1])
 
     @classmethod
     def build(cls, x: np.ndarray, max_nnz: int) -> "Events | None":
         """The events of ``x``, or None when it has more than ``max_nnz`` non-zeros (the count stops
         there: a dense input costs a fraction of one pass)."""
+        ev = cls.__new__(cls)
+        return ev if ev._fill(x, max_nnz) else None
+
+    def _fill(self, x: np.ndarray, max_nnz: int) -> bool:
+        """Build the CSR of ``x``; False (nothing kept) past ``max_nnz`` non-zeros."""
         M, K = x.shape
         limit = min(int(max_nnz), M * K)
-        ev = cls.__new__(cls)
-        ev.M, ev.K = M, K
-        ev.ptr = np.empty(M + 1, np.int64)
+        self.M, self.K = M, K
+        self.ptr = np.empty(M + 1, np.int64)
         idx = np.empty(min(limit + K, M * K) + 1, np.int32)
-        status = _build_csr(x, ev.ptr, idx, limit)
+        status = _build_csr(x, self.ptr, idx, limit)
         if status < 0:
-            return None
-        ev.binary = status == 1
-        ev.nnz = int(ev.ptr[-1])
-        ev.idx = idx[:ev.nnz].copy() if ev.nnz < idx.size // 4 else idx
-        ev.val = np.ones(0, x.dtype)
-        if not ev.binary:
-            ev.val = np.empty(ev.nnz, x.dtype)
-            _gather_values(x, ev.ptr, ev.idx, ev.val)
-        return ev
+            return False
+        self.binary = status == 1
+        self.nnz = int(self.ptr[-1])
+        self.idx = idx[:self.nnz].copy() if self.nnz < idx.size // 4 else idx
+        self.val = np.ones(0, x.dtype)
+        if not self.binary:
+            self.val = np.empty(self.nnz, x.dtype)
+            _gather_values(x, self.ptr, self.idx, self.val)
+        return True
 
 
 PRODUCT_MODES = (True, False, "auto", "calibrated")
@@ -238,17 +240,17 @@ def input_events(x2d: torch.Tensor, out_features: int, mode: bool | str) -> Even
     :func:`product_costs`)."""
     if mode is False or not _product_ok(x2d, mode):
         return None
-    xd = x2d.detach().contiguous().numpy()
     if mode is True:
-        return Events(xd)
+        return Events(x2d.detach().contiguous().numpy())
     if x2d.numel() == 0:
         return None
     if mode == "calibrated":
-        d = product_costs().max_density(out_features)
-        return Events.build(xd, int(d * x2d.numel())) if d > 0 else None  # d = 0: the scan alone costs more
-    if out_features < SPARSE_MIN_OUT:
+        density = product_costs().max_density(out_features)  # 0: the scan alone costs more than dense
+    else:
+        density = SPARSE_MAX_DENSITY if out_features >= SPARSE_MIN_OUT else 0.0
+    if density <= 0:
         return None
-    return Events.build(xd, int(SPARSE_MAX_DENSITY * x2d.numel()))
+    return Events.build(x2d.detach().contiguous().numpy(), int(density * x2d.numel()))
 
 
 def use_sparse(x2d: torch.Tensor, out_features: int, mode: bool | str) -> bool:

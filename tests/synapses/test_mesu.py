@@ -29,6 +29,18 @@ def _mesu_numpy(mu, sig, eps, g, mup, sigp, lr_mu, lr_sig, n):
     return mu_new, sig_new
 
 
+def _update_and_check(s: MESU, p: MESUParams, rng: np.random.Generator) -> None:
+    """One update of ``s`` (whose current sample is drawn) from a random g, held to :func:`_mesu_numpy`."""
+    eps = s.noise.double().numpy().copy()
+    mu, sig = s.mu.double().numpy().copy(), s.sigma.double().numpy().copy()
+    mup, sigp = s.mu_prior.double().numpy(), s.sigma_prior.double().numpy()
+    g = rng.standard_normal(SHAPE).astype(np.float32)
+    s.update(torch.from_numpy(g))
+    mu1, sig1 = _mesu_numpy(mu, sig, eps, g.astype(np.float64), mup, sigp, p.lr_mu, p.lr_sigma, p.N)
+    np.testing.assert_allclose(s.mu.numpy(), mu1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(s.sigma.numpy(), sig1, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_update_equation_against_numpy(backend):
     p = MESUParams(N=20.0, lr_mu=0.3, lr_sigma=0.9, mu_prior=0.1, sigma_prior=0.2, sigma_init=0.15, init="gauss")
@@ -38,15 +50,8 @@ def test_update_equation_against_numpy(backend):
         s.sigma.copy_(torch.from_numpy(rng.uniform(0.05, 0.3, SHAPE).astype(np.float32)))
         s.sigma_prior.copy_(torch.from_numpy(rng.uniform(0.1, 0.3, SHAPE).astype(np.float32)))
     w = s.effective_weight()
-    eps = s.noise.double().numpy().copy()
     torch.testing.assert_close(w.detach(), s.mu + s.sigma * s.noise)       # reparameterised sample
-    mu, sig = s.mu.double().numpy().copy(), s.sigma.double().numpy().copy()
-    mup, sigp = s.mu_prior.double().numpy(), s.sigma_prior.double().numpy()
-    g = rng.standard_normal(SHAPE).astype(np.float32)
-    s.update(torch.from_numpy(g))
-    mu1, sig1 = _mesu_numpy(mu, sig, eps, g.astype(np.float64), mup, sigp, p.lr_mu, p.lr_sigma, p.N)
-    np.testing.assert_allclose(s.mu.numpy(), mu1, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(s.sigma.numpy(), sig1, rtol=1e-5, atol=1e-7)
+    _update_and_check(s, p, rng)
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
@@ -212,14 +217,7 @@ def test_kernel_reads_a_prior_changed_in_place_after_steps():
                 s.mu_prior.copy_(torch.from_numpy(rng.uniform(-0.5, 0.5, SHAPE).astype(np.float32)))
                 s.sigma_prior[0, 0] = 0.05  # and a non-uniform σ_p
         s.effective_weight()
-        eps = s.noise.double().numpy().copy()
-        mu, sig = s.mu.double().numpy().copy(), s.sigma.double().numpy().copy()
-        mup, sigp = s.mu_prior.double().numpy(), s.sigma_prior.double().numpy()
-        g = rng.standard_normal(SHAPE).astype(np.float32)
-        s.update(torch.from_numpy(g))
-        mu1, sig1 = _mesu_numpy(mu, sig, eps, g.astype(np.float64), mup, sigp, p.lr_mu, p.lr_sigma, p.N)
-        np.testing.assert_allclose(s.mu.numpy(), mu1, rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(s.sigma.numpy(), sig1, rtol=1e-5, atol=1e-7)
+        _update_and_check(s, p, rng)
     assert not s._prior_uniform
 
 
