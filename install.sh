@@ -27,7 +27,11 @@ if [ "$CUDA" = 1 ]; then
   env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null python -m pip install -q --index-url "${TORCH_INDEX_URL:-https://pypi.org/simple}" "$TORCH_PIN"
   python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'install.sh --cuda: the installed torch ' + torch.__version__ + ' is not a CUDA build')"
 fi
-python -m pip install -q -e '.[test]'
+if [ "$CUDA" = 1 ]; then
+  python -m pip install -q -e '.[test]'   # the CUDA torch has brought its own Triton
+else
+  python -m pip install -q -e '.[test,triton]'   # Triton runs the GPU kernels' tests on the CPU (interpreter)
+fi
 python -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 python -m metaspin_snn.lava_setup
 if [ "$CUDA" = 1 ]; then

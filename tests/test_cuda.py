@@ -119,3 +119,44 @@ def test_cuda_requested_without_gpu_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="config key 'device'.*no CUDA device"):
         run_stream(RunConfig(n_tasks=2, train_subset=50, test_subset=50, hidden=[8], device="cuda",
                              progress=False, out=str(tmp_path / "x")))
+
+
+@cuda
+@pytest.mark.parametrize("surr", ["atan", "fast_sigmoid", "sigmoid"])
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
+def test_triton_scan_on_cuda_equals_the_torch_recursion(surr, reset):
+    """On the GPU the Triton scan (the default there) gives the torch recursion's spikes, membrane and
+    ∂L/∂I to the bit (no FMA, correctly rounded divisions), per-neuron β/θ included, and the CPU Numba
+    kernel's spikes and membrane."""
+    import snntorch as snn
+
+    from metaspin_snn import gpu
+    from metaspin_snn.networks import leaky_scan, make_leaky
+    from metaspin_snn.networks.lif import scan_backend
+    if not gpu.available():
+        pytest.skip("Triton is not installed")
+    torch.manual_seed(5)
+    fn = {"atan": snn.surrogate.atan(alpha=3.0), "fast_sigmoid": snn.surrogate.fast_sigmoid(slope=10),
+          "sigmoid": snn.surrogate.sigmoid(slope=5)}[surr]
+    for beta, thr in ((0.8, 0.9), (torch.rand(700) * 0.6 + 0.3, torch.rand(700) + 0.5)):
+        lif = make_leaky(beta, thr, reset, fn, learn_beta=True, learn_threshold=True).cuda()
+        cur = (torch.randn(60, 3, 700, device="cuda") * 0.7 + 0.3).requires_grad_(True)
+        w1, w2 = torch.randn_like(cur), torch.randn_like(cur)
+        assert scan_backend(cur, lif.beta, lif.threshold) == "triton"
+        out = []
+        for be in ("auto", "torch"):
+            cur.grad = None
+            for p in lif.parameters():
+                p.grad = None
+            s, m = leaky_scan(cur, lif, backend=be)
+            ((s * w1).sum() + (m * w2).sum()).backward()
+            out.append((s.detach(), m.detach(), cur.grad.clone(), [p.grad.clone() for p in lif.parameters()]))
+        (s1, m1, g1, p1), (s2, m2, g2, p2) = out
+        assert torch.equal(s1, s2) and torch.equal(m1, m2) and torch.equal(g1, g2)
+        assert 0 < float(s1.mean()) < 1
+        for a, b in zip(p1, p2):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
+        if isinstance(beta, float):  # the CPU kernel: same recursion, same roundings
+            lc = make_leaky(beta, thr, reset, fn)
+            sc, mc = leaky_scan(cur.detach().cpu(), lc)
+            assert torch.equal(sc, s1.cpu()) and torch.equal(mc, m1.cpu())

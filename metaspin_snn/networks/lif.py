@@ -18,7 +18,8 @@ recursion; the reset is detached as in snnTorch)::
 
 On CPU with scalar β and θ both directions run as single-pass Numba kernels (the backward evaluates
 snnTorch's ``atan`` / ``fast_sigmoid`` surrogate derivatives itself; any other surrogate goes through
-autograd); per-neuron β/θ and other devices use the torch loop. The scan may start from a given
+autograd); on CUDA (with Triton) both run as the Triton kernels of :mod:`.triton_lif`, for scalar or
+per-neuron β/θ and any surrogate; anything else uses the torch loop (:func:`scan_backend` says which). The scan may start from a given
 (detached) membrane m[−1] (truncated BPTT), with r[0] = H(m[−1] − θ) as ``snn.Leaky`` computes it.
 """
 from __future__ import annotations
@@ -31,7 +32,11 @@ import numpy as np
 import snntorch as snn
 import torch
 
+from .. import gpu
+from . import triton_lif
+
 RESETS = ("zero", "subtract", "none")
+SCAN_BACKENDS = ("auto", "numba", "triton", "torch")
 _CHUNK = 2048  # neurons per pass of the backward kernel (all T over a chunk: its state stays in the L1 cache)
 _SURR_ATAN, _SURR_FAST_SIGMOID = 0, 1
 
@@ -176,7 +181,7 @@ def make_leaky(beta: float | torch.Tensor, threshold: float | torch.Tensor, rese
 
 class _LeakyScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cur, beta, thr, m0, mode: int, spike_fn):  # type: ignore[override]
+    def forward(ctx, cur, beta, thr, m0, mode: int, spike_fn, backend: str):  # type: ignore[override]
         T = cur.shape[0]
         bc = beta.clamp(0, 1)
         m0 = m0.detach().to(cur.dtype).expand(cur.shape[1:]).contiguous()
@@ -184,8 +189,12 @@ class _LeakyScan(torch.autograd.Function):
         ctx.mode = mode
         ctx.spike_fn = spike_fn
         ctx.set_materialize_grads(False)  # an unused output (e.g. membrane) arrives as None, not zeros
-        ctx.kernel = (cur.device.type == "cpu" and cur.dtype in (torch.float32, torch.float64)
-                      and beta.numel() == 1 and thr.numel() == 1)
+        ctx.backend = backend
+        ctx.kernel = backend == "numba"
+        if backend == "triton":
+            spk, mem = triton_lif.scan_forward(cur, m0, s0, bc.detach(), thr.detach(), mode)
+            ctx.save_for_backward(mem, spk, beta, thr, m0, s0)
+            return spk, mem
         if ctx.kernel:
             c = cur.detach().contiguous()
             mem = torch.empty_like(c)
@@ -217,6 +226,8 @@ class _LeakyScan(torch.autograd.Function):
         mem, spk, beta, thr, m0, s0 = ctx.saved_tensors
         mode = ctx.mode
         bc = beta.clamp(0, 1)
+        if ctx.backend == "triton":
+            return _triton_backward(ctx, g_spk, g_mem, mem, spk, beta, thr, m0, s0, bc)
         surr = _surrogate_kind(ctx.spike_fn) if ctx.kernel else None
         if surr is not None:
             T = mem.shape[0]
@@ -239,7 +250,7 @@ class _LeakyScan(torch.autograd.Function):
                 g_beta = torch.full_like(beta, acc[0] if inside else 0.0)
             if ctx.needs_input_grad[2]:
                 g_thr = torch.full_like(thr, acc[1])
-            return delta, g_beta, g_thr, None, None, None
+            return delta, g_beta, g_thr, None, None, None, None
         a = torch.zeros_like(mem) if g_mem is None else g_mem.clone()
         sg = None
         if g_spk is not None:
@@ -280,7 +291,34 @@ class _LeakyScan(torch.autograd.Function):
                 r[1:] = spk[:-1]
                 gt -= delta * r
             g_thr = _reduce_to(gt, thr)
-        return delta, g_beta, g_thr, None, None, None
+        return delta, g_beta, g_thr, None, None, None, None
+
+
+def _triton_backward(ctx, g_spk, g_mem, mem, spk, beta, thr, m0, s0, bc):
+    """The backward of :class:`_LeakyScan` by the Triton kernel; a surrogate the kernel does not know
+    contributes σ'·∂L/∂s formed by autograd over all T at once."""
+    surr = _surrogate_kind(ctx.spike_fn)
+    if surr is None:
+        surr = (triton_lif.SURR_AUTOGRAD, 0.0)
+        if g_spk is not None:
+            with torch.enable_grad():
+                u = (mem - thr).detach().requires_grad_(True)
+                s = ctx.spike_fn(u)
+            (g_spk,) = torch.autograd.grad(s, u, grad_outputs=g_spk)
+    need_b, need_t = bool(ctx.needs_input_grad[1]), bool(ctx.needs_input_grad[2])
+    if g_spk is not None:
+        g_spk = g_spk.to(mem.dtype)
+    if g_mem is not None:
+        g_mem = g_mem.to(mem.dtype)
+    delta, gbv, gtv = triton_lif.scan_backward(mem, spk, m0, s0, g_spk, g_mem, bc.detach(), thr.detach(),
+                                               ctx.mode, surr, need_b, need_t)
+    g_beta = g_thr = None
+    if need_b:
+        gbv = gbv * ((beta >= 0) & (beta <= 1)).to(gbv.dtype)  # clamp's gradient mask
+        g_beta = _reduce_to(gbv, beta)
+    if need_t:
+        g_thr = _reduce_to(gtv, thr)
+    return delta, g_beta, g_thr, None, None, None, None
 
 
 def _reduce_to(g: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -295,11 +333,35 @@ def _reduce_to(g: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return g
 
 
-def leaky_scan(cur: torch.Tensor, lif: snn.Leaky, mem0: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def scan_backend(cur: torch.Tensor, beta: torch.Tensor, thr: torch.Tensor, backend: str = "auto") -> str:
+    """The implementation :func:`leaky_scan` uses: ``"numba"`` (CPU, float32/64, scalar β and θ),
+    ``"triton"`` (a CUDA tensor with Triton installed, or the CPU under ``TRITON_INTERPRET=1``; scalar
+    or per-neuron β/θ) or ``"torch"`` (the per-step torch recursion, any device). ``"auto"`` takes the
+    first that applies, in that order (Triton only for CUDA tensors); naming one that cannot run on
+    ``cur`` is a ValueError."""
+    if backend not in SCAN_BACKENDS:
+        raise ValueError(f"leaky_scan: backend must be one of {SCAN_BACKENDS}, got {backend!r}")
+    numba_ok = (cur.device.type == "cpu" and cur.dtype in (torch.float32, torch.float64)
+                and beta.numel() == 1 and thr.numel() == 1)
+    if backend == "auto":
+        if numba_ok:
+            return "numba"
+        return "triton" if cur.device.type == "cuda" and gpu.usable(cur) else "torch"
+    if backend == "numba" and not numba_ok:
+        raise ValueError("leaky_scan: backend 'numba' needs a float32/float64 CPU tensor and scalar beta "
+                         f"and threshold (got {cur.dtype} on {cur.device}, beta {list(beta.shape)}, "
+                         f"threshold {list(thr.shape)})")
+    if backend == "triton" and not gpu.usable(cur):
+        raise ValueError(f"leaky_scan: backend 'triton' cannot run on a {cur.dtype} tensor on {cur.device} "
+                         "(needs Triton and float32/float64 on CUDA, or TRITON_INTERPRET=1 on the CPU)")
+    return backend
+
+
+def leaky_scan(cur: torch.Tensor, lif: snn.Leaky, mem0: torch.Tensor | None = None,
+               backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``lif``'s dynamics over the whole sequence ``cur[T, B, ...]`` from the membrane ``mem0``
     (``[B, ...]``, detached: truncated BPTT; default 0). Returns ``(spikes, membrane)``, both
-    ``[T, B, ...]``; bitwise equal to stepping ``lif``."""
+    ``[T, B, ...]``; bitwise equal to stepping ``lif``. ``backend``: see :func:`scan_backend`."""
     mode = {0: 1, 1: 0, 2: 2}[int(lif.reset_mechanism_val)]  # snnTorch: 0 subtract, 1 zero, 2 none
     if float(torch.as_tensor(lif.graded_spikes_factor)) != 1.0:
         raise ValueError("leaky_scan: graded_spikes_factor != 1 is not supported")
@@ -311,7 +373,7 @@ def leaky_scan(cur: torch.Tensor, lif: snn.Leaky, mem0: torch.Tensor | None = No
         mem0 = torch.zeros((), dtype=cur.dtype, device=cur.device)
     elif tuple(mem0.shape) != tuple(cur.shape[1:]):
         raise ValueError(f"leaky_scan: mem0 shape {list(mem0.shape)} != per-step shape {list(cur.shape[1:])}")
-    return _LeakyScan.apply(cur, beta, thr, mem0, mode, lif.spike_grad)
+    return _LeakyScan.apply(cur, beta, thr, mem0, mode, lif.spike_grad, scan_backend(cur, beta, thr, backend))
 
 
 def leaky_steps(cur: torch.Tensor, lif: snn.Leaky, mem0: torch.Tensor | None = None
