@@ -35,6 +35,7 @@ from numba import njit, prange
 from metaspin_snn.synapses.bayesbinn import (bayesbinn_kernel, bayesbinn_kernel_parallel, bayesbinn_step_torch,
                                            code_variance)
 from metaspin_snn.synapses.mesu import mesu_kernel, mesu_kernel_parallel, mesu_step_torch
+from metaspin_snn.synapses.triton_updates import mesu_step as mesu_step_triton
 from metaspin_snn.synapses.magnetoionic import (MagnetoIonicParams, mi_kernel, mi_kernel_parallel,
                                                 mi_step_torch)
 from metaspin_snn.synapses.mtj import MetaplasticMTJ, MTJParams, mtj_kernel, mtj_kernel_parallel, mtj_step_torch
@@ -48,13 +49,15 @@ F = np.float32
 class Case:
     """One benchmark case. ``make_state()`` returns fresh float32 CPU tensors (state and inputs, in
     the positional order the functions take). ``fused(parallel)`` / ``floor(parallel)`` return a
-    callable on the numpy views of those tensors; ``reference`` takes the tensors themselves."""
+    callable on the numpy views of those tensors; ``reference`` takes the tensors themselves, and so
+    does ``triton`` (the model's fused GPU kernel, where it has one; bench/synapses_gpu.py)."""
 
     name: str
     make_state: Callable[[], list[torch.Tensor]]
     fused: Callable[[bool], Callable[..., None]]
     reference: Callable[..., None]
     floor: Callable[[bool], Callable[..., None]]
+    triton: Callable[..., None] | None = None
 
 
 def _pair(py):
@@ -135,8 +138,11 @@ def _mesu_case(n: int, name: str, scalar_prior_ref: bool) -> Case:
             mp, sp = mp[:1], sp[:1]
         mesu_step_torch(mu, s, g, g * e, mp, sp, lr_mu, lr_s, big_n, smin, smax, mmax)
 
+    def triton(mu, s, g, e, mp, sp):  # as the model runs it on CUDA: g·ε in the kernel, the prior as one value
+        mesu_step_triton(mu, s, g, e, mp, sp, True, True, False, lr_mu, lr_s, big_n, smin, smax, mmax)
+
     return Case(name, make_state, fused, reference,
-                lambda p: (lambda mu, s, g, e, mp, sp: FLOOR_2RW_2R[p](mu, s, g, e)))
+                lambda p: (lambda mu, s, g, e, mp, sp: FLOOR_2RW_2R[p](mu, s, g, e)), triton)
 
 
 def case_mesu(n: int) -> Case:

@@ -5,7 +5,9 @@ step of its torch reference run eagerly and under ``torch.compile``, with CUDA e
 ``--repeat`` after warm-up). The floor is the step's memory traffic (every state tensor the step
 reads, plus the ones it writes — found by running the step once and seeing which tensors changed)
 divided by the device-to-device copy bandwidth measured in the same run. Prints ms and the ratios
-eager/floor, compile/floor and eager/compile.
+eager/floor, compile/floor and eager/compile; for models with a fused Triton kernel
+(``synapses/triton_updates.py``) also its time, compile/triton, and whether one step of it leaves the
+eager reference's state to the bit.
 
     python bench/synapses_gpu.py [--n 30000000] [--models metaplastic,mesu] [--repeat 20]
 """
@@ -70,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     bw = copy_bandwidth()
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, N = {a.n:,}; "
           f"copy bandwidth {bw / 1e9:.2f} TB/s (read + write)")
-    print(f"{'model':<18}{'floor ms':>9}{'eager ms':>10}{'compile ms':>11}{'eager/floor':>12}"
-          f"{'compile/floor':>14}{'eager/compile':>14}")
+    print(f"{'model':<26}{'floor ms':>9}{'eager ms':>10}{'compile ms':>11}{'eager/floor':>12}"
+          f"{'compile/floor':>14}{'eager/compile':>14}{'triton ms':>10}{'compile/triton':>15}{'bitwise':>8}")
     for name in names:
         case = CASES[name](a.n)
         floor = traffic(case.make_state, case.reference) / bw
@@ -85,8 +87,18 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 — report and go on
                 print(f"  torch.compile failed for {case.name}: {type(exc).__name__}: {exc}".splitlines()[0])
                 compiled = float("nan")
-        print(f"{case.name:<18}{floor:>9.3f}{eager:>10.3f}{compiled:>11.3f}{eager / floor:>12.2f}"
-              f"{compiled / floor:>14.2f}{eager / compiled:>14.2f}", flush=True)
+            tri, same = float("nan"), "—"
+            if case.triton is not None:
+                st_r = [t.cuda() for t in case.make_state()]
+                st_t = [t.cuda() for t in case.make_state()]
+                case.reference(*st_r)
+                case.triton(*st_t)
+                same = "yes" if all(torch.equal(x, y) for x, y in zip(st_r, st_t)) else "NO"
+                tri = cuda_time(lambda: case.triton(*st_t), a.repeat)
+                del st_r, st_t
+        print(f"{case.name:<26}{floor:>9.3f}{eager:>10.3f}{compiled:>11.3f}{eager / floor:>12.2f}"
+              f"{compiled / floor:>14.2f}{eager / compiled:>14.2f}{tri:>10.3f}{compiled / tri:>15.2f}{same:>8}",
+              flush=True)
         del st_e, st_c
         torch.cuda.empty_cache()
     return 0

@@ -12,7 +12,7 @@ for the next (no page faults).
 from .builder import build_model, model_spec
 from .checkpoint import CheckpointError, load_checkpoint, load_model, read_checkpoint, save_checkpoint
 from .layers import SynapticConv2d, SynapticLinear
-from .lif import leaky_scan, leaky_steps, make_leaky
+from .lif import leaky_scan, leaky_steps, make_leaky, scan_backend
 from .memory import keep_freed_memory
 from .models import FoldedLayer, NetOutput, SpikingConvNet, SpikingMLP, fold_norm
 from .training import EvalResult, compute_loss, evaluate, make_optimizer, train_step
@@ -20,4 +20,4 @@ from .training import EvalResult, compute_loss, evaluate, make_optimizer, train_
 __all__ = ["CheckpointError", "EvalResult", "FoldedLayer", "NetOutput", "SpikingConvNet", "SpikingMLP",
            "SynapticConv2d", "SynapticLinear", "build_model", "compute_loss", "evaluate", "fold_norm",
            "keep_freed_memory", "leaky_scan", "leaky_steps", "load_checkpoint", "load_model", "make_leaky", "make_optimizer", "model_spec",
-           "read_checkpoint", "save_checkpoint", "train_step"]
+           "read_checkpoint", "save_checkpoint", "scan_backend", "train_step"]

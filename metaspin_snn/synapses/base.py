@@ -9,7 +9,10 @@ as registered buffers (so ``state_dict`` carries them) and exposes
   ``loss.backward()`` its ``.grad`` is ∂L/∂w_eff.
 * ``update(grad)`` — one optimisation step from ∂L/∂w_eff, run by the fused Numba kernel on
   contiguous float32 CPU tensors (zero-copy numpy views, in place) or by the torch reference on any
-  device. ``backend`` selects: ``"auto"`` (Numba on CPU, torch elsewhere), ``"numba"``, ``"torch"``.
+  device, or — for models with a Triton kernel (``TRITON = True``) — by that kernel on a CUDA tensor.
+  ``backend`` selects: ``"auto"`` (Numba on CPU, Triton on CUDA where the model has a kernel and
+  Triton is installed, else torch), ``"numba"``, ``"triton"`` (also on the CPU under Triton's
+  interpreter, for tests), ``"torch"``.
 * ``hidden()`` — the metaplastic/importance variable, for histograms and importance maps.
 * ``task_boundary()`` — called by continual-learning runners between tasks (e.g. prior ← posterior).
 * ``accumulate(grad)`` — Monte-Carlo steps over S weight samples: after the backward pass of each
@@ -31,7 +34,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-Backend = Literal["auto", "numba", "torch"]
+from .. import gpu
+
+Backend = Literal["auto", "numba", "triton", "torch"]
+BACKENDS = ("auto", "numba", "triton", "torch")
 
 
 def all_finite(t: torch.Tensor) -> bool:
@@ -79,8 +85,10 @@ class SynapseModel(nn.Module):
         shape = tuple(int(s) for s in shape)
         if len(shape) == 0 or any(s <= 0 for s in shape):
             raise ValueError(f"{type(self).__name__}: shape must be non-empty positive ints, got {shape}")
-        if backend not in ("auto", "numba", "torch"):
-            raise ValueError(f"{type(self).__name__}: backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"{type(self).__name__}: backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "triton" and not self.TRITON:
+            raise ValueError(f"{type(self).__name__}: has no Triton kernel (backend='triton'); use 'auto' or 'torch'")
         self.shape = shape
         self.params = params
         self.backend: Backend = backend
@@ -101,6 +109,12 @@ class SynapseModel(nn.Module):
         raise NotImplementedError
 
     def _update_numba(self, grad: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    #: True when the model has a Triton kernel (``_update_triton``) for CUDA tensors.
+    TRITON = False
+
+    def _update_triton(self, grad: torch.Tensor) -> None:
         raise NotImplementedError
 
     def hidden(self) -> torch.Tensor:
@@ -124,6 +138,8 @@ class SynapseModel(nn.Module):
         """The backend dispatch of one step from ∂L/∂w: the fused kernel or the torch reference."""
         if self.use_numba(grad):
             self._update_numba(grad.contiguous())
+        elif self.use_triton(grad):
+            self._update_triton(grad.contiguous())
         else:
             self._update_torch(grad)
 
@@ -199,7 +215,7 @@ class SynapseModel(nn.Module):
         float32 CPU tensors (0-dim buffers — float64 totals such as a device's simulated time or read
         energy — are bookkeeping outside the kernel and may be anything). With ``backend="numba"``
         anything else raises ``ValueError``."""
-        if self.backend == "torch":
+        if self.backend in ("torch", "triton"):
             return False
         tensors = [("grad", grad)] + [(n, b) for n, b in self.named_buffers(recurse=False)
                                       if b.is_floating_point() and b.dim() > 0]
@@ -210,6 +226,22 @@ class SynapseModel(nn.Module):
                              f"(float32 CPU tensors); {n} is {t.dtype} on {t.device} — move the model "
                              "to CPU float32 or use backend='torch'")
         return not bad
+
+    def use_triton(self, grad: torch.Tensor) -> bool:
+        """True when the model's Triton kernel runs: ``TRITON``, backend "auto" or "triton", and the
+        gradient and every floating-point state buffer float32 on one CUDA device (or, with backend
+        "triton", on the CPU under Triton's interpreter) with Triton installed. With
+        ``backend="triton"`` anything else raises ``ValueError``."""
+        if not self.TRITON or self.backend not in ("auto", "triton"):
+            return False
+        tensors = [grad] + [b for _, b in self.named_buffers(recurse=False) if b.is_floating_point() and b.dim() > 0]
+        ok = gpu.usable(*tensors, dtypes=(torch.float32,))
+        if self.backend == "auto":
+            return ok and grad.device.type == "cuda"
+        if not ok:
+            raise ValueError(f"{type(self).__name__}: backend='triton' needs Triton and float32 state on one CUDA "
+                             f"device (or TRITON_INTERPRET=1 on the CPU); the gradient is {grad.dtype} on {grad.device}")
+        return True
 
     def _checked_grad(self, grad: torch.Tensor | None, who: str) -> torch.Tensor:
         if grad is None:

@@ -54,6 +54,7 @@ import torch
 from numba import njit, prange
 
 from ._kernels import NJIT, np_view
+from . import triton_updates
 from ._random import SeededGenerator
 from .base import Backend, SynapseModel, check_range
 
@@ -255,10 +256,14 @@ class MESU(SynapseModel):
         g = grad.to(self.mu.dtype)
         return (g, g * self.noise)
 
+    TRITON = True
+
     def _update_stats(self, stats: tuple[torch.Tensor, ...]) -> None:
         gmu, gsig = stats
         if self.use_numba(gmu):
             self._step_numba(gmu, gsig)
+        elif self.use_triton(gmu):
+            self._step_triton(gmu, gsig)
         else:
             self._step_torch(gmu, gsig)
 
@@ -267,9 +272,9 @@ class MESU(SynapseModel):
         self._mirror = None  # every step starts a new antithetic pair
         return gsig.clamp(min=0.0) if self.params.shrink_only else gsig
 
-    def _prior_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(μ_p, σ_p) for the kernel: one value each when every synapse has the same prior (checked
-        again only after a buffer is written: its version counter), else the per-synapse buffers."""
+    def _uniform_prior(self) -> bool:
+        """Whether every synapse has the same prior (checked again only after a prior buffer is
+        written: its version counter and data pointer)."""
         key = (self.mu_prior.data_ptr(), self.mu_prior._version, self.sigma_prior.data_ptr(),
                self.sigma_prior._version)
         if self._prior_key != key:
@@ -277,7 +282,12 @@ class MESU(SynapseModel):
             uniform = bool((mp == mp[0]).all() and (sp == sp[0]).all()) if mp.numel() > 1 else False
             self._prior_uniform = uniform
             self._prior_key = key
-        if self._prior_uniform:
+        return self._prior_uniform
+
+    def _prior_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(μ_p, σ_p) for the kernel: one value each when every synapse has the same prior, else the
+        per-synapse buffers."""
+        if self._uniform_prior():
             return np_view(self.mu_prior, "mu_prior")[:1], np_view(self.sigma_prior, "sigma_prior")[:1]
         return np_view(self.mu_prior, "mu_prior"), np_view(self.sigma_prior, "sigma_prior")
 
@@ -297,8 +307,19 @@ class MESU(SynapseModel):
         mesu_step_torch(self.mu, self.sigma, gmu, gsig, self.mu_prior, self.sigma_prior,
                         p.lr_mu, p.lr_sigma, p.N, p.sigma_min, p.sigma_max, p.mu_max)
 
+    def _step_triton(self, g: torch.Tensor, e: torch.Tensor, from_grad: bool = False) -> None:
+        """The Triton kernel (:func:`.triton_updates.mesu_step`): the torch step's operations, fused."""
+        p = self.params
+        self._mirror = None  # every step starts a new antithetic pair
+        triton_updates.mesu_step(self.mu, self.sigma, g.contiguous(), e.contiguous(), self.mu_prior,
+                                 self.sigma_prior, self._uniform_prior(), from_grad, p.shrink_only, p.lr_mu,
+                                 p.lr_sigma, p.N, p.sigma_min, p.sigma_max, p.mu_max)
+
     def _update_torch(self, grad: torch.Tensor) -> None:
         self._step_torch(*self._sample_stats(grad))
+
+    def _update_triton(self, grad: torch.Tensor) -> None:
+        self._step_triton(grad.to(self.mu.dtype), self.noise, from_grad=True)  # g·ε formed in the kernel
 
     def _update_numba(self, grad: torch.Tensor) -> None:
         self._step_numba(grad.to(self.mu.dtype), self.noise, from_grad=True)  # g·ε formed in the kernel
