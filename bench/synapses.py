@@ -36,6 +36,7 @@ from metaspin_snn.synapses.bayesbinn import (bayesbinn_kernel, bayesbinn_kernel_
                                            code_variance)
 from metaspin_snn.synapses.mesu import mesu_kernel, mesu_kernel_parallel, mesu_step_torch
 from metaspin_snn.synapses.triton_updates import mesu_step as mesu_step_triton
+from metaspin_snn.synapses.triton_updates import metaplastic_step as metaplastic_step_triton
 from metaspin_snn.synapses.magnetoionic import (MagnetoIonicParams, mi_kernel, mi_kernel_parallel,
                                                 mi_step_torch)
 from metaspin_snn.synapses.mtj import MetaplasticMTJ, MTJParams, mtj_kernel, mtj_kernel_parallel, mtj_step_torch
@@ -113,7 +114,10 @@ def case_metaplastic(n: int) -> Case:
     def reference(w, m, v, g):
         metaplastic_step_torch(w, m, v, g, step_size, b1, b2, bc2, eps, meta, wd, clip)
 
-    return Case("MetaplasticBinary", make_state, fused, reference, lambda p: FLOOR_3RW_1R[p])
+    def triton(w, m, v, g):
+        metaplastic_step_triton(w, m, v, g, step_size, b1, b2, bc2, eps, meta, wd, clip)
+
+    return Case("MetaplasticBinary", make_state, fused, reference, lambda p: FLOOR_3RW_1R[p], triton)
 
 
 def _mesu_case(n: int, name: str, scalar_prior_ref: bool) -> Case:

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-LAUNCH_OPTIONS = {"enable_fp_fusion": False, "num_warps": 4}
+LAUNCH_OPTIONS = {"enable_fp_fusion": False}
 tl = None  # triton.language, bound by jit()
 
 
@@ -71,7 +71,8 @@ def jit(module_globals: dict, names: dict[str, Callable]) -> dict[str, object]:
     return out
 
 
-def launch(kernel, n: int, block: int, *args, **meta) -> None:
-    """Run ``kernel`` over ``n`` elements in programs of ``block``, with :data:`LAUNCH_OPTIONS`."""
+def launch(kernel, n: int, block: int, num_warps: int, *args, **meta) -> None:
+    """Run ``kernel`` over ``n`` elements in programs of ``block`` (``num_warps`` warps each), with
+    :data:`LAUNCH_OPTIONS`."""
     import triton
-    kernel[(triton.cdiv(n, block),)](*args, BLOCK=block, **LAUNCH_OPTIONS, **meta)
+    kernel[(triton.cdiv(n, block),)](*args, BLOCK=block, num_warps=num_warps, **LAUNCH_OPTIONS, **meta)

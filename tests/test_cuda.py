@@ -186,3 +186,25 @@ def test_mesu_triton_on_cuda_equals_the_torch_reference(shrink):
         for m in (a, b):
             m.update(None if samples > 1 else g)
         assert torch.equal(a.mu, b.mu) and torch.equal(a.sigma, b.sigma)
+
+
+@cuda
+def test_metaplastic_triton_on_cuda_close_to_the_reference():
+    """On the GPU MetaplasticBinary's default backend is the fused Triton kernel; it agrees with the
+    torch reference on the GPU and with the Numba kernel to float32 rounding (f_meta is formed
+    without cancellation there, as in the Numba kernel)."""
+    from metaspin_snn import gpu
+    if not gpu.available():
+        pytest.skip("Triton is not installed")
+    p = MetaplasticBinaryParams(m=3.0, lr=0.01)
+    a = MetaplasticBinary((300, 257), p)
+    c, r = MetaplasticBinary((300, 257), p).cuda(), MetaplasticBinary((300, 257), p, backend="torch").cuda()
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        g = torch.randn(300, 257, generator=gen)
+        a.update(g)
+        c.update(g.cuda())
+        r.update(g.cuda())
+    assert c.use_triton(g.cuda()) and not r.use_triton(g.cuda())
+    for other in (r.hidden_weight.cpu(), a.hidden_weight):
+        torch.testing.assert_close(c.hidden_weight.cpu(), other, rtol=1e-5, atol=1e-6)

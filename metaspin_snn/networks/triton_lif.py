@@ -38,7 +38,9 @@ import torch
 from .. import gpu
 
 SURR_AUTOGRAD, SURR_ATAN, SURR_FAST_SIGMOID = -1, 0, 1
-BLOCK = 512
+# one neuron per GPU thread (256 threads = 8 warps a program): a scan's steps depend on each other, so
+# latency is hidden by many resident threads rather than by work per thread
+BLOCK, NUM_WARPS = 256, 8
 
 # The kernels are plain functions, decorated on first use by :func:`_kernels` (metaspin_snn.gpu.jit),
 # which binds ``tl``, ``_div`` and ``_step`` (the names the kernels call) in this module.
@@ -159,7 +161,7 @@ def scan_forward(cur: torch.Tensor, m0: torch.Tensor, s0: torch.Tensor, beta_c: 
     T, N = c.shape[0], c[0].numel()
     mem = torch.empty_like(c)
     spk = torch.empty_like(c)
-    gpu.launch(_kernels()["_fwd"], N, BLOCK, c, m0, s0, _per_neuron(beta_c, c), _per_neuron(thr, c), mem, spk, T, N,
+    gpu.launch(_kernels()["_fwd"], N, BLOCK, NUM_WARPS, c, m0, s0, _per_neuron(beta_c, c), _per_neuron(thr, c), mem, spk, T, N,
             MODE=mode)
     return spk, mem
 
@@ -183,7 +185,7 @@ def scan_backward(mem: torch.Tensor, spk: torch.Tensor, m0: torch.Tensor, s0: to
     gm = g_mem.contiguous() if g_mem is not None else dummy
     gbv = torch.empty(mem.shape[1:], dtype=dt, device=mem.device) if need_b else dummy
     gtv = torch.empty(mem.shape[1:], dtype=dt, device=mem.device) if need_t else dummy
-    gpu.launch(_kernels()["_bwd"], N, BLOCK, mem, spk, m0, s0, gs, gm, _per_neuron(beta_c, mem), _per_neuron(thr, mem),
+    gpu.launch(_kernels()["_bwd"], N, BLOCK, NUM_WARPS, mem, spk, m0, s0, gs, gm, _per_neuron(beta_c, mem), _per_neuron(thr, mem),
             consts, delta, gbv, gtv, T, N, MODE=mode, SURR=kind, HAS_GS=g_spk is not None,
             HAS_GM=g_mem is not None, NEED_B=need_b, NEED_T=need_t)
     return delta, (gbv if need_b else None), (gtv if need_t else None)

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from . import triton_updates
 from ._kernels import NJIT, np_view, sech2
 from .base import Backend, SynapseModel, check_range
 
@@ -241,6 +242,14 @@ class MetaplasticBinary(SynapseModel):
         step_size, b1, b2, bc2_sqrt, eps = self._scalars()
         metaplastic_step_torch(self.hidden_weight, self.exp_avg, self.exp_avg_sq, grad.to(self.hidden_weight.dtype),
                                step_size, b1, b2, bc2_sqrt, eps, p.m, p.weight_decay, p.grad_clip)
+
+    TRITON = True
+
+    def _update_triton(self, grad: torch.Tensor) -> None:
+        p = self.params
+        step_size, b1, b2, bc2_sqrt, eps = self._scalars()
+        triton_updates.metaplastic_step(self.hidden_weight, self.exp_avg, self.exp_avg_sq, grad, step_size, b1,
+                                        b2, bc2_sqrt, eps, p.m, p.weight_decay, p.grad_clip)
 
     def _update_numba(self, grad: torch.Tensor) -> None:
         p = self.params

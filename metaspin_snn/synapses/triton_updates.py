@@ -14,6 +14,17 @@ From one sample (``FROM_GRAD``) ḡ_μ = g and ḡ_σ = g·ε are formed in the 
 sample's ε; ``SHRINK`` takes max(ḡ_σ, 0); a prior the same for every synapse is read as one value.
 Reads 16 B and writes 8 B per synapse (g, ε, μ, σ), where the torch step also reads both priors and
 stores its temporaries.
+
+MetaplasticBinary (:mod:`.metaplastic`, ``metaplastic_step_torch``; Laborieux et al., Nat. Commun. 2021,
+``Adam_meta`` in the authors' ``models_utils.py``), with the scalars of ``MetaplasticBinary._scalars``::
+
+    g ← clamp(g + wd·W_h, ±g_clip);  m ← m + (1 − β₁)(g − m);  v ← β₂v + (1 − β₂)g²
+    W_h ← W_h − step·u/(√v / bc2 + ε),   u = f_meta·m if sign(W_h)·m > 0 else m
+    f_meta = 1 − tanh²(meta·|W_h|) = 4e/(1 + e)²,  e = exp(−2·meta·|W_h|)
+
+f_meta is formed as the Numba kernel forms it (no cancellation where tanh² is close to 1; the torch
+reference's ``1 − tanh²`` loses those digits), and the exponential is the GPU's, so this kernel agrees
+with the reference to rounding, not to the bit. Reads 16 B and writes 12 B per synapse.
 """
 from __future__ import annotations
 
@@ -23,7 +34,7 @@ import torch
 
 from .. import gpu
 
-BLOCK = 1024
+BLOCK, NUM_WARPS = 1024, 4  # streaming: 8 synapses per thread (128-bit loads)
 
 # decorated on first use (metaspin_snn.gpu.jit binds ``tl``, ``_div``)
 tl = None
@@ -63,9 +74,41 @@ def _mesu_py(mu, sig, g, e, mup, sigp, consts, n, FROM_GRAD: tl.constexpr, SHRIN
     tl.store(sig + offs, tl.minimum(tl.maximum(sig_new, smin), smax), mask=ok)
 
 
+def _metaplastic_py(w, m, v, g, consts, n, WD: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < n
+    wh = tl.load(w + offs, mask=ok, other=0.0)
+    mm = tl.load(m + offs, mask=ok, other=0.0)
+    vv = tl.load(v + offs, mask=ok, other=0.0)
+    ge = tl.load(g + offs, mask=ok, other=0.0)
+    step = tl.load(consts)
+    b1c = tl.load(consts + 1)
+    b2 = tl.load(consts + 2)
+    b2c = tl.load(consts + 3)
+    bc2 = tl.load(consts + 4)
+    eps = tl.load(consts + 5)
+    meta = tl.load(consts + 6)
+    gclip = tl.load(consts + 8)
+    if WD:
+        ge = ge + tl.load(consts + 7) * wh
+    ge = tl.minimum(tl.maximum(ge, -gclip), gclip)
+    mm = mm + b1c * (ge - mm)
+    vv = b2 * vv + b2c * (ge * ge)
+    denom = _div(tl.sqrt_rn(vv), bc2) + eps
+    e = tl.exp(-2.0 * (meta * tl.abs(wh)))
+    d = 1.0 + e
+    fmeta = _div(4.0 * e, d * d)
+    sgn = tl.where(wh >= 0, 1.0, -1.0)
+    u = tl.where(sgn * mm > 0, fmeta * mm, mm)
+    wh = wh - step * _div(u, denom)
+    tl.store(w + offs, wh, mask=ok)
+    tl.store(m + offs, mm, mask=ok)
+    tl.store(v + offs, vv, mask=ok)
+
+
 @functools.cache
 def _kernels() -> dict:
-    return gpu.jit(globals(), {"_div": gpu.div_rn, "_mesu": _mesu_py})
+    return gpu.jit(globals(), {"_div": gpu.div_rn, "_mesu": _mesu_py, "_metaplastic": _metaplastic_py})
 
 
 def mesu_step(mu: torch.Tensor, sig: torch.Tensor, g: torch.Tensor, e: torch.Tensor, mup: torch.Tensor,
@@ -77,5 +120,16 @@ def mesu_step(mu: torch.Tensor, sig: torch.Tensor, g: torch.Tensor, e: torch.Ten
     as the torch reference's Python scalars are (η_σ·½ formed in double first, as there)."""
     consts = torch.tensor([lr_mu, lr_sig * 0.5, n, smin, smax, mmax], dtype=torch.float64).to(
         device=mu.device, dtype=mu.dtype)
-    gpu.launch(_kernels()["_mesu"], mu.numel(), BLOCK, mu, sig, g, e, mup, sigp, consts, mu.numel(),
+    gpu.launch(_kernels()["_mesu"], mu.numel(), BLOCK, NUM_WARPS, mu, sig, g, e, mup, sigp, consts, mu.numel(),
                FROM_GRAD=from_grad, SHRINK=shrink, UNIFORM_PRIOR=uniform_prior)
+
+
+def metaplastic_step(w: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, step_size: float,
+                     beta1: float, beta2: float, bc2_sqrt: float, eps: float, meta: float, wd: float,
+                     gclip: float) -> None:
+    """One ``Adam_meta`` step in place on contiguous float32 tensors of one device (the arguments of
+    ``metaplastic_step_torch``)."""
+    consts = torch.tensor([step_size, 1.0 - beta1, beta2, 1.0 - beta2, bc2_sqrt, eps, meta, wd, gclip],
+                          dtype=torch.float64).to(device=w.device, dtype=w.dtype)
+    gpu.launch(_kernels()["_metaplastic"], w.numel(), BLOCK, NUM_WARPS, w, m, v, g, consts, w.numel(),
+               WD=wd != 0.0)

@@ -60,7 +60,7 @@ def test_triton_scan_equals_torch_recursion(interpret, case, reset):
     else:
         beta, thr, surr = 0.8, 0.9, SURROGATES[case]()
     lif = make_leaky(beta, thr, reset, surr, learn_beta=True, learn_threshold=True)
-    # 3·300 = 900 neurons per step: two programs of BLOCK = 512, the second one masked
+    # 3·300 = 900 neurons per step: four programs of BLOCK = 256, the last one masked
     cur = (torch.randn(30, 3, 300) * 0.7 + 0.3).requires_grad_(True)
     w1, w2 = torch.randn(30, 3, 300), torch.randn(30, 3, 300)
     assert scan_backend(cur, lif.beta, lif.threshold, "triton") == "triton"
@@ -156,7 +156,7 @@ def _ptx(kernel, sig: dict, constexprs: dict, dtype: str) -> str:
     sig = {k: (f"*{dtype}" if v == "*" else v) for k, v in sig.items()}
     sig.update({k: "constexpr" for k in constexprs})
     k = triton.compile(ASTSource(kernel, sig, constexprs=constexprs), target=GPUTarget("cuda", 90, 32),
-                       options=dict(gpu.LAUNCH_OPTIONS))
+                       options=dict(gpu.LAUNCH_OPTIONS, num_warps=triton_lif.NUM_WARPS))
     return k.asm["ptx"]
 
 

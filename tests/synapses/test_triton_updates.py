@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from metaspin_snn import gpu
-from metaspin_snn.synapses import MESU, MESUParams, MetaplasticBinary
+import numpy as np
+
+from metaspin_snn.synapses import (MESU, BayesianBinary, MESUParams, MetaplasticBinary,
+                                   MetaplasticBinaryParams)
 from metaspin_snn.synapses import triton_updates
 
 pytestmark = pytest.mark.skipif(not gpu.available(), reason="Triton is not installed")
@@ -74,7 +77,7 @@ def test_triton_backend_needs_a_kernel_and_a_device(monkeypatch):
     with pytest.raises(ValueError, match="backend='triton' needs Triton"):
         m.update(torch.ones(4, 5))
     with pytest.raises(ValueError, match="has no Triton kernel"):
-        MetaplasticBinary((4, 5), backend="triton")
+        BayesianBinary((4, 5), backend="triton")
     with pytest.raises(ValueError, match="backend must be one of"):
         MESU((4, 5), backend="cuda")
     auto = MESU((4, 5))  # on the CPU "auto" stays with the Numba kernel, even under the interpreter
@@ -94,7 +97,68 @@ def test_mesu_kernel_compiles_for_sm90_without_fma_or_approximate_division():
         ce = {"FROM_GRAD": fg, "SHRINK": sh, "UNIFORM_PRIOR": up, "BLOCK": triton_updates.BLOCK}
         s = dict(sig, **{k: "constexpr" for k in ce})
         ptx = triton.compile(ASTSource(kern, s, constexprs=ce), target=GPUTarget("cuda", 90, 32),
-                             options=dict(gpu.LAUNCH_OPTIONS)).asm["ptx"]
+                             options=dict(gpu.LAUNCH_OPTIONS, num_warps=triton_updates.NUM_WARPS)).asm["ptx"]
         assert ".target sm_90" in ptx
         assert not re.search(r"\bfma\.", ptx)
         assert set(re.findall(r"\b(?:div|rcp)\.[a-z0-9.]+", ptx)) == {"div.rn.f32"}
+
+
+def _adam_meta_float64(w, m, v, g, t, p: MetaplasticBinaryParams):
+    """Laborieux et al.'s Adam_meta step written out in float64 (eps_mode "adam_meta": step size
+    lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ), denominator √v + ε; "torch": lr/(1 − β₁ᵗ) and √v/√(1 − β₂ᵗ) + ε)."""
+    b1, b2 = p.betas
+    g = np.clip(g + p.weight_decay * w, -p.grad_clip, p.grad_clip)
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    if p.eps_mode == "adam_meta":
+        step, denom = p.lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t), np.sqrt(v) + p.eps
+    else:
+        step, denom = p.lr / (1 - b1 ** t), np.sqrt(v) / np.sqrt(1 - b2 ** t) + p.eps
+    fmeta = 1.0 - np.tanh(p.m * np.abs(w)) ** 2
+    toward_zero = np.where(w >= 0, 1.0, -1.0) * m > 0
+    w = w - step * np.where(toward_zero, fmeta * m, m) / denom
+    return w, m, v
+
+
+@pytest.mark.parametrize("eps_mode", ["adam_meta", "torch"])
+@pytest.mark.parametrize("wd_clip", [(0.0, 1e15), (0.01, 0.5)])
+def test_metaplastic_triton_follows_adam_meta(interpret, eps_mode, wd_clip):
+    """Five steps of the Triton kernel against the equations in float64 (tight), and against the torch
+    reference and the Numba kernel (to float32 rounding: they form f_meta differently)."""
+    wd, clip = wd_clip
+    p = MetaplasticBinaryParams(m=3.0, lr=0.01, eps_mode=eps_mode, weight_decay=wd, grad_clip=clip, seed=3)
+    shape = (41, 27)
+    tri, ref, nb = (MetaplasticBinary(shape, p, backend=b) for b in ("triton", "torch", "numba"))
+    w, m, v = (x.double().numpy() for x in (tri.hidden_weight, tri.exp_avg, tri.exp_avg_sq))
+    gen = torch.Generator().manual_seed(5)
+    for t in range(1, 6):
+        g = torch.randn(shape, generator=gen)
+        for model in (tri, ref, nb):
+            model.update(g)
+        w, m, v = _adam_meta_float64(w, m, v, g.double().numpy(), t, p)
+        np.testing.assert_allclose(tri.exp_avg.numpy(), m, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(tri.exp_avg_sq.numpy(), v, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(tri.hidden_weight.numpy(), w, rtol=1e-5, atol=1e-6)
+    assert (tri.hidden_weight != MetaplasticBinary(shape, p).hidden_weight).float().mean() > 0.9
+    for other in (ref, nb):
+        torch.testing.assert_close(tri.hidden_weight, other.hidden_weight, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(tri.exp_avg, other.exp_avg, rtol=1e-5, atol=1e-7)
+
+
+def test_metaplastic_kernel_compiles_for_sm90():
+    """No FMA, divisions and square roots correctly rounded (the exponential is the GPU's ex2)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    triton_updates._kernels.cache_clear()
+    kern = triton_updates._kernels()["_metaplastic"]
+    sig = {k: "*fp32" for k in ("w", "m", "v", "g", "consts")}
+    sig["n"] = "i64"
+    for wd in (False, True):
+        ce = {"WD": wd, "BLOCK": triton_updates.BLOCK}
+        ptx = triton.compile(ASTSource(kern, dict(sig, **{k: "constexpr" for k in ce}), constexprs=ce),
+                             target=GPUTarget("cuda", 90, 32),
+                             options=dict(gpu.LAUNCH_OPTIONS, num_warps=triton_updates.NUM_WARPS)).asm["ptx"]
+        assert not re.search(r"\bfma\.", ptx)
+        assert set(re.findall(r"\b(?:div|rcp)\.[a-z0-9.]+", ptx)) == {"div.rn.f32"}
+        assert set(re.findall(r"\bsqrt\.[a-z0-9.]+", ptx)) == {"sqrt.rn.f32"}
