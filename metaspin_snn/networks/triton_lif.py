@@ -51,6 +51,7 @@ _div = _step = None
 def _fwd_py(cur, m0, s0, beta, thr, mem, spk, T, N, MODE: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = offs < N
+    N = N.to(tl.int64)  # t·N in 64 bits: T·N may pass 2³¹
     m = tl.load(m0 + offs, mask=ok, other=0.0)
     r = tl.load(s0 + offs, mask=ok, other=0.0)
     b = tl.load(beta + offs, mask=ok, other=0.0)
@@ -120,6 +121,7 @@ def _bwd_py(mem, spk, m0, s0, gs, gm, beta, thr, consts, delta, gbv, gtv, T, N,
         NEED_B: tl.constexpr, NEED_T: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = offs < N
+    N = N.to(tl.int64)  # t·N in 64 bits: T·N may pass 2³¹
     b = tl.load(beta + offs, mask=ok, other=0.0)
     th = tl.load(thr + offs, mask=ok, other=1.0)
     carry = b - b
