@@ -3,8 +3,9 @@
 #   1. the CUDA tests (tests/test_cuda.py: the Triton LIF scan and MESU kernel against the torch paths,
 #      bitwise) and the Triton tests that compile for sm_90 (tests/*/test_triton_*.py);
 #   2. bench/open_neuromorphic.py on the Open Neuromorphic shape (Linear 16384→16384 + LIF, T 500, B 16,
-#      forward + backward): ours against Norse under torch.compile and snnTorch, same GPU, same run
-#      (Norse compiled whole; if that does not finish in its limit, again with only the cell compiled);
+#      forward + backward): ours against Norse under torch.compile and snnTorch, same GPU, same run,
+#      matrix products in float32 and then in TF32 (Norse compiled whole; if that does not finish in its
+#      limit, again with only the cell compiled);
 #   3. bench/synapses_gpu.py: MESU's Triton kernel against eager and torch.compile of its reference.
 # Peers and snnTorch come as wheels in .whl/ (bench/gpu_wheels.sh fills it; carry it with the run).
 # Usage (device tool): bash bench/gpu_speed.sh 2>&1 | tee $OUT/gpu_speed.log
@@ -22,7 +23,7 @@ $PY -c "import torch, numba, snntorch; import triton; print('torch', torch.__ver
 if [ "$DRY" = 1 ]; then
   ON_ARGS="--device cpu --n 256 --T 50 --repeat 3"; SYN=""
 else
-  ON_ARGS="--device cuda --repeat 10"; SYN=1
+  ON_ARGS="--device cuda --repeat 10 --precision fp32,tf32"; SYN=1
 fi
 echo "== 1. CUDA and Triton tests $(date +%T)"
 timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/networks/test_triton_lif.py \

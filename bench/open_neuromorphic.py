@@ -16,10 +16,14 @@ the same tensor for every variant.
   (plain weights, dense product), i.e. what ``metaspin`` trains.
 
 Each variant's first two passes (compilation, autotuning) are not timed. Times: median of
-``--repeat`` passes, variants round-robin; CUDA events on a GPU, ``perf_counter`` on the CPU. Float32
-with TF32 off (``--tf32`` turns it on for every variant alike).
+``--repeat`` passes, variants round-robin; CUDA events on a GPU, ``perf_counter`` on the CPU. Float32,
+with the matrix products in full float32 (``fp32``, torch's default) and then, with ``--precision
+fp32,tf32``, in TF32 for every variant alike (two warm-up passes again: compiled code may recompile).
+The two n×n products (forward, weight gradient: 2·2·T·B·n² flops) are the same work in every variant,
+so the ratios between variants depend on how much of the time they take, hence both settings.
 
     python bench/open_neuromorphic.py [--device cuda] [--n 16384] [--T 500] [--B 16] [--repeat 10]
+                                      [--precision fp32,tf32] [--norse-compile whole|step|none]
     python bench/open_neuromorphic.py --device cpu --n 256 --T 50 --repeat 3     # a dry run
 """
 from __future__ import annotations
@@ -125,16 +129,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--norse-compile", choices=("whole", "step", "none"), default="whole")
     ap.add_argument("--only", default="", help="comma-separated variant name prefixes")
-    ap.add_argument("--tf32", action="store_true")
+    ap.add_argument("--precision", default="fp32", help="comma list of fp32, tf32 (matrix products)")
     args = ap.parse_args()
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32
-    torch.backends.cudnn.allow_tf32 = args.tf32
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if not precisions or any(p not in ("fp32", "tf32") for p in precisions):
+        ap.error(f"--precision: a comma list of fp32, tf32; got {args.precision!r}")
     dev = args.device
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(args.T, args.B, args.n, generator=gen).to(dev)
     name = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else "CPU"
     print(f"Linear {args.n}→{args.n} + LIF, T = {args.T}, B = {args.B}, forward + backward, {name}, torch "
-          f"{torch.__version__}, TF32 {'on' if args.tf32 else 'off'}")
+          f"{torch.__version__}")
     lif = make_leaky(0.9, 1.0, "subtract")
     print(f"leaky_scan backend on this device: {scan_backend(x, lif.beta, lif.threshold)}")
     makers: dict[str, Callable[[], Callable]] = {
@@ -152,29 +157,32 @@ def main() -> None:
     for k, make in makers.items():
         try:
             torch.manual_seed(0)
-            run = make()
+            runs[k] = make()
         except ImportError as e:
             print(f"  {k}: skipped ({e}); pip install --no-deps -r bench/requirements-peers.txt")
-            continue
-        t0 = time.perf_counter()
-        for _ in range(2):
-            run(x)
-        if dev.startswith("cuda"):
-            torch.cuda.synchronize(dev)
-        print(f"  {k}: first two passes {time.perf_counter() - t0:.1f} s")
-        runs[k] = run
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(args.repeat):
-        for k, run in runs.items():  # round-robin
-            times[k].append(t(lambda: run(x)))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    norse = next((v for k, v in med.items() if k.startswith("norse")), None)
-    snt = med.get("snntorch loop")
-    print(f"\nmedian ms per forward + backward (of {args.repeat}), ratio to snnTorch, ratio to Norse compiled")
-    for k, v in med.items():
-        a = f"{v / snt:7.3f}" if snt else "      —"
-        b = f"{v / norse:7.3f}" if norse else "      —"
-        print(f"  {k:50s} {v:10.2f} {a} {b}")
+    for prec in precisions:
+        torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
+        torch.backends.cudnn.allow_tf32 = prec == "tf32"
+        print(f"\n{prec}: matrix products in {'TF32' if prec == 'tf32' else 'full float32'}")
+        for k, run in runs.items():
+            t0 = time.perf_counter()
+            for _ in range(2):
+                run(x)
+            if dev.startswith("cuda"):
+                torch.cuda.synchronize(dev)
+            print(f"  {k}: first two passes {time.perf_counter() - t0:.1f} s")
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(args.repeat):
+            for k, run in runs.items():  # round-robin
+                times[k].append(t(lambda: run(x)))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        norse = next((v for k, v in med.items() if k.startswith("norse")), None)
+        snt = med.get("snntorch loop")
+        print(f"{prec}: median ms per forward + backward (of {args.repeat}), ratio to snnTorch, ratio to Norse compiled")
+        for k, v in med.items():
+            a = f"{v / snt:7.3f}" if snt else "      —"
+            b = f"{v / norse:7.3f}" if norse else "      —"
+            print(f"  {k:50s} {v:10.2f} {a} {b}", flush=True)
 
 
 if __name__ == "__main__":
