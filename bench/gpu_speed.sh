@@ -6,7 +6,8 @@
 #      forward + backward): ours against Norse under torch.compile and snnTorch, same GPU, same run,
 #      matrix products in float32 and then in TF32 (Norse compiled whole; if that does not finish in its
 #      limit, again with only the cell compiled);
-#   3. bench/synapses_gpu.py: MESU's Triton kernel against eager and torch.compile of its reference.
+#   3. bench/synapses_gpu.py: the MESU, MetaplasticBinary and BayesianBinary Triton kernels against eager
+#      and torch.compile of their references.
 # Peers and snnTorch come as wheels in .whl/ (bench/gpu_wheels.sh fills it; carry it with the run).
 # Usage (device tool): bash bench/gpu_speed.sh 2>&1 | tee $OUT/gpu_speed.log
 # Dry run on a CPU (small shape, no CUDA tests): DRY=1 PY=.venv/bin/python bash bench/gpu_speed.sh
@@ -36,6 +37,6 @@ if [ "${PIPESTATUS[0]}" != 0 ]; then
 fi
 if [ -n "$SYN" ]; then
   echo "== 3. bench/synapses_gpu.py $(date +%T)"
-  timeout 90 $PY bench/synapses_gpu.py --models mesu,mesu-scalar-ref,metaplastic --repeat 10 2>&1 | tee "$OUT/synapses_gpu.txt"
+  timeout 90 $PY bench/synapses_gpu.py --models mesu,mesu-scalar-ref,metaplastic,bayesbinn --repeat 10 2>&1 | tee "$OUT/synapses_gpu.txt"
 fi
 echo "== done $(date +%T)"

@@ -36,6 +36,7 @@ from metaspin_snn.synapses.bayesbinn import (bayesbinn_kernel, bayesbinn_kernel_
                                            code_variance)
 from metaspin_snn.synapses.mesu import mesu_kernel, mesu_kernel_parallel, mesu_step_torch
 from metaspin_snn.synapses.triton_updates import mesu_step as mesu_step_triton
+from metaspin_snn.synapses.triton_updates import bayesbinn_step as bayesbinn_step_triton
 from metaspin_snn.synapses.triton_updates import metaplastic_step as metaplastic_step_triton
 from metaspin_snn.synapses.magnetoionic import (MagnetoIonicParams, mi_kernel, mi_kernel_parallel,
                                                 mi_step_torch)
@@ -177,9 +178,12 @@ def case_bayesbinn(n: int) -> Case:
     def reference(lam, m, l0, lmu, v, w, g):
         bayesbinn_step_torch(lam, m, l0, lmu, v, w, g, True, True, tau, n_data, rw, beta, lr, bc, dmax, lmax)
 
+    def triton(lam, m, l0, lmu, v, w, g):
+        bayesbinn_step_triton(lam, m, l0, lmu, v, w, g, True, True, tau, n_data, rw, beta, lr, bc, dmax, lmax)
+
     # floor: the 2-rw-3-read pass of the pre-reproduction kernel (lam_mu and v add traffic beyond it)
     return Case("BayesianBinary", make_state, fused, reference,
-                lambda p: (lambda lam, m, l0, lmu, v, w, g: FLOOR_2RW_3R[p](lam, m, l0, w, g)))
+                lambda p: (lambda lam, m, l0, lmu, v, w, g: FLOOR_2RW_3R[p](lam, m, l0, w, g)), triton)
 
 
 def _floor_mi(g, x1, x2, nu1, nu2, n_pulse):  # MagnetoIonicPair: x₁, x₂, pulse count rw; g, ν₁, ν₂ read

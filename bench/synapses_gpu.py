@@ -7,7 +7,8 @@ reads, plus the ones it writes — found by running the step once and seeing whi
 divided by the device-to-device copy bandwidth measured in the same run. Prints ms and the ratios
 eager/floor, compile/floor and eager/compile; for models with a fused Triton kernel
 (``synapses/triton_updates.py``) also its time, compile/triton, and whether one step of it leaves the
-eager reference's state to the bit (MESU's should; MetaplasticBinary's agrees to rounding only).
+eager reference's state to the bit (MESU's and BayesianBinary's should; MetaplasticBinary's agrees
+to rounding only).
 
     python bench/synapses_gpu.py [--n 30000000] [--models metaplastic,mesu] [--repeat 20]
 """

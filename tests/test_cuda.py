@@ -208,3 +208,29 @@ def test_metaplastic_triton_on_cuda_close_to_the_reference():
     assert c.use_triton(g.cuda()) and not r.use_triton(g.cuda())
     for other in (r.hidden_weight.cpu(), a.hidden_weight):
         torch.testing.assert_close(c.hidden_weight.cpu(), other, rtol=1e-5, atol=1e-6)
+
+
+@cuda
+@pytest.mark.parametrize("lagged", [True, False])
+def test_bayesbinn_triton_on_cuda_equals_the_torch_reference(lagged):
+    """On the GPU BayesianBinary's default backend is the fused Triton kernel (v = 1 − μ² from torch's
+    float64 tanh, as on every path); from the same samples and gradients it leaves λ, momentum and λ_μ
+    equal to the eager CUDA reference to the bit (its tensor/scalar divisions are reciprocal products)."""
+    from metaspin_snn import gpu
+    if not gpu.available():
+        pytest.skip("Triton is not installed")
+    p = BayesianBinaryParams(lr=0.05, beta=0.9, tau=0.5, n_data=100.0, lambda_init=1.0, lambda_std=0.5,
+                             lagged_mu=lagged, seed=6)
+    a, b = BayesianBinary((300, 257), p).cuda(), BayesianBinary((300, 257), p, backend="torch").cuda()
+    gen = torch.Generator().manual_seed(7)
+    for t in range(5):
+        for m in (a, b):
+            m.train(t != 3)
+            m.refresh()
+        b.weight.data.copy_(a.weight.detach())
+        g = (torch.randn(300, 257, generator=gen) * 0.01).cuda()
+        assert a.use_triton(g) and not b.use_triton(g)
+        a.update(g)
+        b.update(g)
+        for x, y in ((a.lam, b.lam), (a.momentum, b.momentum), (a.lam_mu, b.lam_mu)):
+            assert torch.equal(x, y), t

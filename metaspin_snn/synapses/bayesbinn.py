@@ -85,6 +85,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from . import triton_updates
 from ._kernels import np_view
 from ._random import SeededGenerator
 from .base import Backend, SynapseModel, check_range
@@ -384,15 +385,24 @@ class BayesianBinary(SynapseModel):
                  np_view(self.lam_mu, "lam_mu"), np_view(v.contiguous(), "v"), np_view(w, "weight"),
                  np_view(grad.contiguous(), "grad"), relaxed, p.lagged_mu, f(p.tau), f(p.n_data), f(p.reweight),
                  f(p.beta), f(1.0 - p.beta), f(p.lr), f(bc), f(p.drive_max), f(p.lambda_max))
+        elif self.use_triton(grad):
+            triton_updates.bayesbinn_step(self.lam, self.momentum, self.lam_prior, self.lam_mu, v.contiguous(), w,
+                                          grad.contiguous(), relaxed, p.lagged_mu, p.tau, p.n_data, p.reweight,
+                                          p.beta, p.lr, bc, p.drive_max, p.lambda_max)
         else:
             bayesbinn_step_torch(self.lam, self.momentum, self.lam_prior, self.lam_mu, v, w.to(self.lam.device),
                                  grad.to(self.lam.dtype), relaxed, p.lagged_mu, p.tau, p.n_data, p.reweight,
                                  p.beta, p.lr, bc, p.drive_max, p.lambda_max)
 
+    TRITON = True
+
     def _update_torch(self, grad: torch.Tensor) -> None:
         self._step(grad, self._relaxed)
 
     def _update_numba(self, grad: torch.Tensor) -> None:
+        self._step(grad, self._relaxed)
+
+    def _update_triton(self, grad: torch.Tensor) -> None:
         self._step(grad, self._relaxed)
 
     # ---- persistence ----------------------------------------------------------------------------

@@ -25,6 +25,17 @@ MetaplasticBinary (:mod:`.metaplastic`, ``metaplastic_step_torch``; Laborieux et
 f_meta is formed as the Numba kernel forms it (no cancellation where tanh² is close to 1; the torch
 reference's ``1 − tanh²`` loses those digits), and the exponential is the GPU's, so this kernel agrees
 with the reference to rounding, not to the bit. Reads 16 B and writes 12 B per synapse.
+
+BayesianBinary (:mod:`.bayesbinn`, ``bayesbinn_step_torch``; Meng et al., ICML 2020,
+team-approx-bayes/BayesBiNN ``optimizers/BayesBiNN.py``:175-193), from v = 1 − μ² as the model forms it
+(torch's float64 tanh rounded to float32, so μ is the same as on every other path)::
+
+    scale = ((1 − w·w) + 1e-10)/τ/(v + 1e-10);   d = clamp(scale·g·N + r·(λ − λ_prior), ±d_max)
+    m ← β·m + (1 − β)·d;   λ ← clamp(λ − lr·m/(1 − βᵗ), ±λ_max);   λ_μ ← λ before (lagged) or after
+
+A division by a Python scalar (τ, 1 − βᵗ) is a multiplication by its float32 reciprocal, as eager CUDA
+torch computes ``tensor / scalar`` (ATen ``BinaryDivTrueKernel.cu``: ``a * (1/b)`` when b is a CPU
+scalar); other divisions are correctly rounded. Reads 24 B and writes 12 B per synapse.
 """
 from __future__ import annotations
 
@@ -106,9 +117,48 @@ def _metaplastic_py(w, m, v, g, consts, n, WD: tl.constexpr, BLOCK: tl.constexpr
     tl.store(v + offs, vv, mask=ok)
 
 
+def _bayesbinn_py(lam, mom, lam0, lam_mu, v, w, g, consts, n, RELAXED: tl.constexpr, LAGGED: tl.constexpr,
+                  BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < n
+    la = tl.load(lam + offs, mask=ok, other=0.0)
+    mo = tl.load(mom + offs, mask=ok, other=0.0)
+    l0 = tl.load(lam0 + offs, mask=ok, other=0.0)
+    gg = tl.load(g + offs, mask=ok, other=0.0)
+    inv_tau = tl.load(consts)
+    n_data = tl.load(consts + 1)
+    rw = tl.load(consts + 2)
+    beta = tl.load(consts + 3)
+    one_m_beta = tl.load(consts + 4)
+    lr = tl.load(consts + 5)
+    inv_bc = tl.load(consts + 6)
+    dmax = tl.load(consts + 7)
+    lmax = tl.load(consts + 8)
+    tiny = tl.load(consts + 9)
+    if RELAXED:
+        ww = tl.load(w + offs, mask=ok, other=0.0)
+        vv = tl.load(v + offs, mask=ok, other=1.0)
+        scale = _div(((1.0 - ww * ww) + tiny) * inv_tau, vv + tiny)
+        gh = (scale * gg) * n_data
+    else:
+        gh = gg * n_data
+    d = gh + rw * (la - l0)
+    d = tl.minimum(tl.maximum(d, -dmax), dmax)
+    mo = mo * beta + one_m_beta * d
+    new = la - (lr * mo) * inv_bc
+    new = tl.minimum(tl.maximum(new, -lmax), lmax)
+    tl.store(lam + offs, new, mask=ok)
+    tl.store(mom + offs, mo, mask=ok)
+    if LAGGED:
+        tl.store(lam_mu + offs, la, mask=ok)
+    else:
+        tl.store(lam_mu + offs, new, mask=ok)
+
+
 @functools.cache
 def _kernels() -> dict:
-    return gpu.jit(globals(), {"_div": gpu.div_rn, "_mesu": _mesu_py, "_metaplastic": _metaplastic_py})
+    return gpu.jit(globals(), {"_div": gpu.div_rn, "_mesu": _mesu_py, "_metaplastic": _metaplastic_py,
+                               "_bayesbinn": _bayesbinn_py})
 
 
 def mesu_step(mu: torch.Tensor, sig: torch.Tensor, g: torch.Tensor, e: torch.Tensor, mup: torch.Tensor,
@@ -133,3 +183,19 @@ def metaplastic_step(w: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch
                           dtype=torch.float64).to(device=w.device, dtype=w.dtype)
     gpu.launch(_kernels()["_metaplastic"], w.numel(), BLOCK, NUM_WARPS, w, m, v, g, consts, w.numel(),
                WD=wd != 0.0)
+
+
+def _reciprocal32(x: float) -> float:
+    """1/x as eager CUDA torch forms it for ``tensor / x``: x rounded to float32, then 1/x in float32."""
+    return float(torch.tensor(1.0, dtype=torch.float32) / torch.tensor(x, dtype=torch.float32))
+
+
+def bayesbinn_step(lam: torch.Tensor, mom: torch.Tensor, lam0: torch.Tensor, lam_mu: torch.Tensor,
+                   v: torch.Tensor, w: torch.Tensor, g: torch.Tensor, relaxed: bool, lagged: bool, tau: float,
+                   n_data: float, rw: float, beta: float, lr: float, bc: float, dmax: float, lmax: float) -> None:
+    """One BayesBiNN step in place on contiguous float32 tensors of one device (the arguments of
+    ``bayesbinn_step_torch``; ``v`` and ``w`` are read only when ``relaxed``)."""
+    consts = torch.tensor([_reciprocal32(tau), n_data, rw, beta, 1.0 - beta, lr, _reciprocal32(bc), dmax, lmax,
+                           1e-10], dtype=torch.float64).to(device=lam.device, dtype=lam.dtype)
+    gpu.launch(_kernels()["_bayesbinn"], lam.numel(), BLOCK, NUM_WARPS, lam, mom, lam0, lam_mu, v, w, g, consts,
+               lam.numel(), RELAXED=relaxed, LAGGED=lagged)

@@ -13,8 +13,9 @@ import torch
 from metaspin_snn import gpu
 import numpy as np
 
-from metaspin_snn.synapses import (MESU, BayesianBinary, MESUParams, MetaplasticBinary,
-                                   MetaplasticBinaryParams)
+from metaspin_snn.synapses import (MESU, BayesianBinary, BayesianBinaryParams, MagnetoIonicPair, MESUParams,
+                                   MetaplasticBinary, MetaplasticBinaryParams)
+from metaspin_snn.synapses.bayesbinn import code_variance
 from metaspin_snn.synapses import triton_updates
 
 pytestmark = pytest.mark.skipif(not gpu.available(), reason="Triton is not installed")
@@ -77,7 +78,7 @@ def test_triton_backend_needs_a_kernel_and_a_device(monkeypatch):
     with pytest.raises(ValueError, match="backend='triton' needs Triton"):
         m.update(torch.ones(4, 5))
     with pytest.raises(ValueError, match="has no Triton kernel"):
-        BayesianBinary((4, 5), backend="triton")
+        MagnetoIonicPair((4, 5), backend="triton")
     with pytest.raises(ValueError, match="backend must be one of"):
         MESU((4, 5), backend="cuda")
     auto = MESU((4, 5))  # on the CPU "auto" stays with the Numba kernel, even under the interpreter
@@ -162,3 +163,71 @@ def test_metaplastic_kernel_compiles_for_sm90():
         assert not re.search(r"\bfma\.", ptx)
         assert set(re.findall(r"\b(?:div|rcp)\.[a-z0-9.]+", ptx)) == {"div.rn.f32"}
         assert set(re.findall(r"\bsqrt\.[a-z0-9.]+", ptx)) == {"sqrt.rn.f32"}
+
+
+def _bayesbinn_cuda_order(lam, mom, lam0, v, w, g, relaxed, t, p: BayesianBinaryParams):
+    """BayesBiNN.py:175-191 in float32 numpy, each operation rounded as eager CUDA torch rounds it:
+    ``tensor / scalar`` is ``tensor · float32(1/float32(scalar))``, every other operation IEEE."""
+    f = np.float32
+
+    def rcp(x):
+        return f(1.0) / f(x)
+    if relaxed:
+        scale = (((f(1.0) - w * w) + f(1e-10)) * rcp(p.tau)) / (v + f(1e-10))
+        gh = (scale * g) * f(p.n_data)
+    else:
+        gh = g * f(p.n_data)
+    d = np.clip(gh + f(p.reweight) * (lam - lam0), f(-p.drive_max), f(p.drive_max))
+    mom = mom * f(p.beta) + f(1.0 - p.beta) * d
+    new = np.clip(lam - (f(p.lr) * mom) * rcp(1.0 - p.beta ** t), f(-p.lambda_max), f(p.lambda_max))
+    return new, mom
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.9])
+@pytest.mark.parametrize("lagged", [True, False])
+def test_bayesbinn_triton_equals_the_cuda_order_formula(interpret, beta, lagged):
+    """Relaxed-sample steps and one eval-mode step (unscaled g): λ, momentum and λ_μ equal the
+    formula in eager CUDA's roundings to the bit, and the CPU torch reference (true divisions by τ and
+    1 − βᵗ) to float32 rounding."""
+    p = BayesianBinaryParams(lr=0.05, beta=beta, tau=0.5, n_data=100.0, lambda_init=1.0, lambda_std=0.5,
+                             lagged_mu=lagged, seed=6)
+    shape = (33, 40)
+    tri, ref = BayesianBinary(shape, p, backend="triton"), BayesianBinary(shape, p, backend="torch")
+    lam, mom, lam0, lam_mu = (b.numpy().copy() for b in (tri.lam, tri.momentum, tri.lam_prior, tri.lam_mu))
+    gen = torch.Generator().manual_seed(7)
+    for t in range(1, 6):
+        relaxed = t != 4
+        for m in (tri, ref):
+            m.train(relaxed)
+            m.refresh()
+        if t == 1:  # same seed, same state: the same sample (later λ differ in the last bits)
+            assert torch.equal(tri.weight, ref.weight)
+        g = torch.randn(shape, generator=gen) * 0.01
+        v = code_variance(torch.from_numpy(lam_mu)).numpy()
+        w = tri.weight.detach().numpy()
+        new, mom = _bayesbinn_cuda_order(lam, mom, lam0, v, w, g.numpy(), relaxed, t, p)
+        lam_mu = lam.copy() if lagged else new.copy()
+        lam = new
+        for m in (tri, ref):
+            m.update(g)
+        assert np.array_equal(tri.lam.numpy(), lam) and np.array_equal(tri.momentum.numpy(), mom)
+        assert np.array_equal(tri.lam_mu.numpy(), lam_mu)
+        torch.testing.assert_close(tri.lam, ref.lam, rtol=1e-5, atol=1e-6)
+    assert (tri.lam != BayesianBinary(shape, p).lam).float().mean() > 0.9
+
+
+def test_bayesbinn_kernel_compiles_for_sm90():
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    triton_updates._kernels.cache_clear()
+    kern = triton_updates._kernels()["_bayesbinn"]
+    sig = {k: "*fp32" for k in ("lam", "mom", "lam0", "lam_mu", "v", "w", "g", "consts")}
+    sig["n"] = "i64"
+    for relaxed, lagged in itertools.product((False, True), repeat=2):
+        ce = {"RELAXED": relaxed, "LAGGED": lagged, "BLOCK": triton_updates.BLOCK}
+        ptx = triton.compile(ASTSource(kern, dict(sig, **{k: "constexpr" for k in ce}), constexprs=ce),
+                             target=GPUTarget("cuda", 90, 32),
+                             options=dict(gpu.LAUNCH_OPTIONS, num_warps=triton_updates.NUM_WARPS)).asm["ptx"]
+        assert not re.search(r"\bfma\.", ptx)
+        assert set(re.findall(r"\b(?:div|rcp)\.[a-z0-9.]+", ptx)) == ({"div.rn.f32"} if relaxed else set())
