@@ -31,13 +31,20 @@ def div_rn(a, b):
 
 
 @functools.cache
-def available() -> bool:
-    """Whether Triton can be imported."""
+def _importable() -> bool:
     try:
         import triton  # noqa: F401
     except Exception:  # ImportError, or a broken install
         return False
     return True
+
+
+def available() -> bool:
+    """Whether Triton can be imported and is not switched off (``METASPIN_TRITON=0``: every kernel
+    falls back to its torch path, e.g. on a GPU Triton cannot compile for)."""
+    if os.environ.get("METASPIN_TRITON", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return _importable()
 
 
 def interpreting() -> bool:

@@ -18,7 +18,7 @@ def main(args: argparse.Namespace) -> int:
     from ..lava_setup import lava_smoke_test
 
     print(f"{'metaspin_snn':14s} {metaspin_snn.__version__}")
-    for pkg in ("torch", "snntorch", "numba", "numpy", "lava-nc", "nir", "nirtorch"):
+    for pkg in ("torch", "snntorch", "numba", "numpy", "triton", "lava-nc", "nir", "nirtorch"):
         try:
             print(f"{pkg:14s} {md.version(pkg)}")
         except md.PackageNotFoundError:

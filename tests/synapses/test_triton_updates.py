@@ -84,6 +84,11 @@ def test_triton_backend_needs_a_kernel_and_a_device(monkeypatch):
     auto = MESU((4, 5))  # on the CPU "auto" stays with the Numba kernel, even under the interpreter
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert auto.use_numba(torch.ones(4, 5)) and not auto.use_triton(torch.ones(4, 5))
+    assert MESU((4, 5), backend="triton").use_triton(torch.ones(4, 5))
+    monkeypatch.setenv("METASPIN_TRITON", "0")  # switched off: Triton is not used, even when asked for
+    assert not gpu.available()
+    with pytest.raises(ValueError, match="backend='triton' needs Triton"):
+        MESU((4, 5), backend="triton").use_triton(torch.ones(4, 5))
 
 
 def test_mesu_kernel_compiles_for_sm90_without_fma_or_approximate_division():
