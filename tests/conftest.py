@@ -14,6 +14,21 @@ def data_root():
     return root
 
 
+@pytest.fixture
+def interpret(monkeypatch):
+    """The Triton kernels decorated for Triton's interpreter (CPU tensors); they are decorated again,
+    for the GPU, on their next use after the test."""
+    from metaspin_snn.networks import triton_lif
+    from metaspin_snn.synapses import triton_updates
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    caches = (triton_lif._kernels, triton_updates._kernels)
+    for c in caches:
+        c.cache_clear()
+    yield
+    for c in caches:
+        c.cache_clear()
+
+
 # One torch thread: on 2 shared cores OpenMP oversubscription made element-wise ops 5-10x slower.
 import torch  # noqa: E402
 

@@ -210,6 +210,12 @@ class SynapseModel(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         self._stale = True
 
+    def _kernel_tensors(self, grad: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """(name, tensor) of what a fused kernel reads and writes: the gradient and every floating-point
+        state buffer with at least one dimension (0-dim buffers are bookkeeping outside the kernel)."""
+        return [("grad", grad)] + [(n, b) for n, b in self.named_buffers(recurse=False)
+                                   if b.is_floating_point() and b.dim() > 0]
+
     def use_numba(self, grad: torch.Tensor) -> bool:
         """True when the fused kernel can run: the gradient and every floating-point state buffer are
         float32 CPU tensors (0-dim buffers — float64 totals such as a device's simulated time or read
@@ -217,9 +223,7 @@ class SynapseModel(nn.Module):
         anything else raises ``ValueError``."""
         if self.backend in ("torch", "triton"):
             return False
-        tensors = [("grad", grad)] + [(n, b) for n, b in self.named_buffers(recurse=False)
-                                      if b.is_floating_point() and b.dim() > 0]
-        bad = [(n, t) for n, t in tensors if t.device.type != "cpu" or t.dtype != torch.float32]
+        bad = [(n, t) for n, t in self._kernel_tensors(grad) if t.device.type != "cpu" or t.dtype != torch.float32]
         if bad and self.backend == "numba":
             n, t = bad[0]
             raise ValueError(f"{type(self).__name__}: backend='numba' needs float32 state on the CPU "
@@ -234,8 +238,7 @@ class SynapseModel(nn.Module):
         ``backend="triton"`` anything else raises ``ValueError``."""
         if not self.TRITON or self.backend not in ("auto", "triton"):
             return False
-        tensors = [grad] + [b for _, b in self.named_buffers(recurse=False) if b.is_floating_point() and b.dim() > 0]
-        ok = gpu.usable(*tensors, dtypes=(torch.float32,))
+        ok = gpu.usable(*(t for _, t in self._kernel_tensors(grad)), dtypes=(torch.float32,))
         if self.backend == "auto":
             return ok and grad.device.type == "cuda"
         if not ok:

@@ -53,8 +53,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from ._kernels import NJIT, np_view
 from . import triton_updates
+from ._kernels import NJIT, np_view
 from ._random import SeededGenerator
 from .base import Backend, SynapseModel, check_range
 

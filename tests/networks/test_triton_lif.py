@@ -28,15 +28,6 @@ SURROGATES = {"atan": lambda: snn.surrogate.atan(alpha=3.0),
               "sigmoid": lambda: snn.surrogate.sigmoid(slope=5)}  # sigmoid: σ' by autograd, then the kernel
 
 
-@pytest.fixture
-def interpret(monkeypatch):
-    """The kernels decorated for Triton's interpreter (re-decorated on the next use without it)."""
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    triton_lif._kernels.cache_clear()
-    yield
-    triton_lif._kernels.cache_clear()
-
-
 def _run(fn, cur, lif, w1, w2, mem0=None, use=("s", "m"), **kw):
     cur.grad = None
     for p in lif.parameters():

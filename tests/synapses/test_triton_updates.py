@@ -21,14 +21,6 @@ from metaspin_snn.synapses import triton_updates
 pytestmark = pytest.mark.skipif(not gpu.available(), reason="Triton is not installed")
 
 
-@pytest.fixture
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    triton_updates._kernels.cache_clear()
-    yield
-    triton_updates._kernels.cache_clear()
-
-
 @pytest.mark.parametrize("shrink", [False, True])
 @pytest.mark.parametrize("prior", ["uniform", "per-synapse"])
 @pytest.mark.parametrize("samples", [1, 3])
